@@ -1,0 +1,102 @@
+"""The embedded `peeps` domain: DiceBear open-peeps avatars (CC0) and a small StyleGAN2 trained on the CPU."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import pandas as pd
+import torch
+from safetensors.torch import load_file
+
+from zoo.cards import Card, WeightSpec
+from zoo.domain import AttributeScorer, Domain
+from zoo.errors import CheckpointError, InputError
+
+from .models import ATTRIBUTES, POSE, AttributeNet, IdentityEmbedder
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+MANIFEST = WEIGHTS_DIR / "manifest.json"
+
+
+def load_manifest() -> dict[str, dict]:
+    """Role -> {filename, sha256, model_card, ...} of the shipped weights (written by the export commands)."""
+    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+
+
+def weight_specs() -> dict[str, WeightSpec]:
+    return {
+        role: WeightSpec(name=f"peeps/{role}", filename=e["filename"], sha256=e["sha256"],
+                         path=str(WEIGHTS_DIR / e["filename"]), licence="CC0-1.0 (trained on CC0 renders)",
+                         size_bytes=e.get("size_bytes"), model_card=str(WEIGHTS_DIR / e["model_card"]))
+        for role, e in load_manifest().items()
+    }
+
+
+class PeepsDomain(Domain):
+    """Rendered open-peeps faces at 32x32; identity = hair style/colour, skin colour, clothing colour."""
+
+    name = "peeps"
+    resolution = 32
+    is_face = False
+    card = Card(
+        title="peeps: DiceBear open-peeps avatars with a CPU-trained StyleGAN2",
+        authors="Pablo Stanley (Open Peeps art, CC0); DiceBear; inversion-zoo",
+        url="https://www.openpeeps.com/",
+        code_url="https://pypi.org/project/dicebear-styles/",
+        licence="CC0-1.0 (art); weights CC0-1.0",
+        notes="Embedded default domain of `zoo bench`: 32x32 renders with ground-truth identity and attribute labels; "
+        "out-of-domain set: scikit-image lfw_subset (100 real faces).",
+    )
+
+    @cached_property
+    def weights(self) -> dict[str, WeightSpec]:  # type: ignore[override]
+        return weight_specs()
+
+    def splits(self) -> list[str]:
+        return ["train", "test", "ood"]
+
+    def images(self, split: str = "test", limit: int | None = None) -> torch.Tensor:
+        from .dataset import load_ood, load_split
+
+        if split == "ood":
+            x = load_ood(self.resolution)
+            return x if limit is None else x[:limit]
+        if split not in ("train", "test"):
+            raise InputError(f"peeps has splits train, test and ood, not '{split}'")
+        return load_split(split, self.resolution, limit=limit).to_tensor()
+
+    def labels(self, split: str = "test", limit: int | None = None) -> pd.DataFrame | None:
+        from .dataset import load_split
+
+        if split not in ("train", "test"):
+            return None
+        return load_split(split, self.resolution, limit=limit).labels
+
+    def _load_net(self, role: str, net: torch.nn.Module, device: str | torch.device) -> torch.nn.Module:
+        spec = self.weights.get(role)
+        if spec is None:
+            raise CheckpointError(f"peeps has no '{role}' weights yet: run `zoo train {role} --domain peeps`")
+        state = load_file(str(spec.resolve()))
+        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        net.eval().to(device)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        return net
+
+    def identity_model(self, device: str | torch.device = "cpu") -> IdentityEmbedder:
+        return self._load_net("identity", IdentityEmbedder(), device)  # type: ignore[return-value]
+
+    def attribute_model(self, device: str | torch.device = "cpu") -> AttributeNet:
+        return self._load_net("attributes", AttributeNet(), device)  # type: ignore[return-value]
+
+    def attribute_scorers(self, device: str | torch.device = "cpu") -> dict[str, AttributeScorer]:
+        net = self.attribute_model(device)
+        return {name: (lambda x, n=name: net(x)[n]) for name in (*ATTRIBUTES, *POSE)}
+
+    def directions(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        spec = self.weights.get("directions")
+        if spec is None:
+            return {}
+        return {k: v.float().to(device) for k, v in load_file(str(spec.resolve())).items()}

@@ -1,0 +1,405 @@
+"""`zoo bench` on a tiny stand-in domain: outputs, resume, crash safety, image folders, report and compare."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import click
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from click.testing import CliRunner
+from PIL import Image
+
+import zoo
+from zoo import plugins
+from zoo.bench import BenchConfig, ResultCache, WorkUnit, execute_units, load_run, run_bench
+from zoo.bench.cache import atomic_write_json, read_json
+from zoo.bench.units import image_sha256
+from zoo.cards import Card, WeightSpec
+from zoo.cli.bench import bench_command, compare_command, report_command
+from zoo.cli.group import ZooCLI
+from zoo.domain import Domain
+from zoo.editor import Editor
+from zoo.inversion import Inversion
+from zoo.inverter import Inverter
+from zoo.metric import Metric
+from zoo.stylegan2 import Generator
+from zoo.stylegan2.checkpoints import LoadedGenerator
+
+try:
+    import zoo_metrics
+except ImportError:  # source tree before `pip install -e .` picked up the plugin
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+    import zoo_metrics
+
+RES = 16
+
+
+# ---------------------------------------------------------------------------------------------------- stand-ins
+class TinyDomain(Domain):
+    """A random 16x16 StyleGAN2 with images sampled from it, a fixed random identity net and two scorers."""
+
+    name = "tiny"
+    resolution = RES
+    card = Card(title="tiny stand-in domain")
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        g = Generator(16, 32, 2, channels={4: 16, 8: 16, 16: 8}).eval().requires_grad_(False)
+        self.loaded = LoadedGenerator(g, g.mean_latent(256)[0], "zoo")
+        self.embed = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 2), torch.nn.Flatten(),
+                                         torch.nn.Linear(8 * 7 * 7, 16)).eval().requires_grad_(False)
+        with torch.no_grad():
+            gen = torch.Generator().manual_seed(1)
+            self.data = {"test": g([torch.randn(10, 32, generator=gen)], randomize_noise=False)[0].clamp(-1, 1),
+                         "ood": torch.rand(4, 3, RES, RES, generator=gen) * 2 - 1}
+
+    @property
+    def weights(self) -> dict[str, WeightSpec]:
+        return {"generator": WeightSpec(name="tiny/g", filename="tiny.pt", sha256="ab" * 32)}
+
+    def generator(self, device: str | torch.device = "cpu") -> LoadedGenerator:
+        return self.loaded
+
+    def splits(self) -> list[str]:
+        return ["test", "ood"]
+
+    def images(self, split: str = "test", limit: int | None = None) -> torch.Tensor:
+        return self.data[split][:limit].clone()
+
+    def identity_model(self, device: str | torch.device = "cpu") -> torch.nn.Module:
+        return torch.nn.Sequential(self.embed, torch.nn.Flatten()).to(device)
+
+    def attribute_scorers(self, device: str | torch.device = "cpu") -> dict[str, Any]:
+        return {"bright": lambda x: x.mean((1, 2, 3)), "red": lambda x: (x[:, 0] - x[:, 1:].mean(1)).mean((1, 2))}
+
+
+class Calls:
+    """Counts of expensive calls (inversions, metric scores) and a crash switch."""
+
+    invert = 0
+    score = 0
+    crash_after: int | None = None
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.invert = cls.score = 0
+        cls.crash_after = None
+
+
+class TinyEncoder(Inverter):
+    """latent_avg + a fixed linear map of the 4x4-pooled image (batchable)."""
+
+    name = "tiny_enc"
+    kind = "encoder"
+    latent_space = "W"
+    card = Card(title="tiny encoder")
+
+    @torch.no_grad()
+    def invert(self, images: torch.Tensor, domain: Domain, *, progress: bool = False) -> Inversion:
+        Calls.invert += 1
+        if Calls.crash_after is not None and Calls.invert > Calls.crash_after:
+            raise RuntimeError("simulated crash")
+        x = self.check_images(images, domain)
+        loaded = self.prepare(domain)
+        start = self.clock()
+        proj = torch.linspace(-1, 1, 48 * 32).reshape(48, 32) * 0.5
+        w = loaded.latent_avg + F.adaptive_avg_pool2d(x, 4).flatten(1) @ proj
+        latents = w[:, None].repeat(1, loaded.generator.n_latent, 1)
+        img, _ = loaded.generator([latents], input_is_latent=True, randomize_noise=False)
+        seconds = torch.full((len(x),), (self.clock() - start) / len(x))
+        return Inversion(latents, img, seconds, method=self.name, domain=domain)
+
+
+@dataclass(frozen=True)
+class OptOptions:
+    steps: int = field(default=3, metadata={"help": "Adam steps"})
+
+
+class TinyOptimizer(Inverter):
+    """A few Adam steps on W+ from latent_avg (one image at a time)."""
+
+    name = "tiny_opt"
+    kind = "optimization"
+    latent_space = "W+"
+    card = Card(title="tiny optimiser")
+    Options = OptOptions
+
+    @classmethod
+    def quick_options(cls) -> dict[str, Any]:
+        return {"steps": 2}
+
+    def invert(self, images: torch.Tensor, domain: Domain, *, progress: bool = False) -> Inversion:
+        Calls.invert += 1
+        x = self.check_images(images, domain)
+        g = self.prepare(domain).generator
+        start = self.clock()
+        w = self.prepare(domain).latent_avg.reshape(1, 1, -1).repeat(len(x), g.n_latent, 1).clone().requires_grad_()
+        opt = torch.optim.Adam([w], lr=0.05)
+        for _ in range(self.options.steps):
+            loss = (g([w], input_is_latent=True, randomize_noise=False)[0] - x).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            img = g([w], input_is_latent=True, randomize_noise=False)[0]
+        seconds = torch.full((len(x),), (self.clock() - start) / len(x))
+        return Inversion(w.detach(), img, seconds, method=self.name, domain=domain)
+
+
+class TinyEditor(Editor):
+    """Moves W+ along fixed random directions 'bright' (matches a scorer) and 'tilt' (measured by all)."""
+
+    name = "tiny_shift"
+    card = Card(title="tiny editor")
+
+    def directions(self, domain: Domain) -> list[str]:
+        return ["bright", "tilt"]
+
+    def edit_latents(self, latents: torch.Tensor, direction: str, step: float, domain: Domain) -> torch.Tensor:
+        d = torch.Generator().manual_seed(7 if direction == "bright" else 8)
+        return latents + 0.5 * step * torch.randn(latents.shape[-1], generator=d)
+
+
+class CountedL2(zoo_metrics.L2):
+    def score(self, pred: torch.Tensor, target: torch.Tensor, domain: Domain | None = None) -> torch.Tensor:
+        Calls.score += 1
+        return super().score(pred, target, domain)
+
+
+class NeverMetric(Metric):
+    """Weights 'missing': must be reported unavailable and never computed."""
+
+    name = "never"
+    higher_is_better = True
+    card = Card(title="never")
+
+    def unavailable_reason(self, domain: Domain | None = None) -> str | None:
+        return "weights missing: run `zoo weights`"
+
+    def score(self, pred: torch.Tensor, target: torch.Tensor, domain: Domain | None = None) -> torch.Tensor:
+        raise AssertionError("an unavailable metric was computed")
+
+
+class BenchPlugin:
+    metrics: ClassVar[tuple[type, ...]] = (CountedL2, zoo_metrics.MSSSIM, zoo_metrics.IdentitySimilarity, NeverMetric)
+
+    def __init__(self) -> None:
+        self.domain = TinyDomain()
+
+    @zoo.hookimpl
+    def register_inverters(self, register: Any) -> None:
+        register(TinyEncoder)
+        register(TinyOptimizer)
+
+    @zoo.hookimpl
+    def register_editors(self, register: Any) -> None:
+        register(TinyEditor)
+
+    @zoo.hookimpl
+    def register_metrics(self, register: Any) -> None:
+        for cls in self.metrics:
+            register(cls)
+
+    @zoo.hookimpl
+    def register_domains(self, register: Any) -> None:
+        register(self.domain)
+
+
+@pytest.fixture(scope="module")
+def tiny_plugin() -> Any:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ZOO_LOAD_PLUGINS", "")
+        plugins.reset_plugins()
+        try:
+            with plugins.temporary_plugin(BenchPlugin(), "bench_test_plugin"):
+                yield
+        finally:
+            plugins.reset_plugins()
+
+
+@pytest.fixture(autouse=True)
+def _calls() -> None:
+    Calls.reset()
+
+
+def config(out: Path, **kw: Any) -> BenchConfig:
+    base = dict(domains=["tiny"], limit=6, steps=[-1.0, 0.0, 1.0], out=str(out), batch_size=4, timing_images=3,
+                throughput_batch=4, device="cpu", progress=False)
+    return BenchConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_plugin: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    Calls.reset()
+    return run_bench(config(tmp_path_factory.mktemp("run") / "a"), log=lambda line: None)
+
+
+def cli() -> click.Group:
+    group = ZooCLI("zoo")
+    for cmd in (bench_command, report_command, compare_command):
+        group.add_command(cmd)
+    return group
+
+
+def comparable(results: dict[str, Any]) -> list[Any]:
+    """Aggregates with floats rounded to 6 significant digits (batch composition may differ in the last bits)."""
+    def rounded(v: Any) -> Any:
+        return float(f"{v:.6g}") if isinstance(v, float) else v
+
+    return [[{k: rounded(v) for k, v in a.items()} for a in results[part]]
+            for part in ("aggregates", "edit_aggregates")]
+
+
+# ---------------------------------------------------------------------------------------------------- tests
+def test_run_writes_every_output_with_every_metric(first_run: Any) -> None:
+    r = first_run.results
+    assert r["schema_version"] == 1 and r["zoo_version"] == zoo.__version__ and not r["failures"]
+    assert {"python", "torch", "device", "threads", "platform"} <= set(r["env"])
+    assert set(r["methods"]) == {"tiny_enc", "tiny_opt"} and r["methods"]["tiny_opt"]["options"] == {"steps": 3}
+    assert r["methods"]["tiny_enc"]["weights_sha256"]["tiny"] == {"generator": "ab" * 32}
+    for method in ("tiny_enc", "tiny_opt"):
+        for split, n in (("test", 6), ("ood", 4)):
+            got = {a["metric"]: a for a in r["aggregates"] if a["method"] == method and a["split"] == split}
+            assert set(got) == {"l2", "ms_ssim", "id", "never"}
+            for m in ("l2", "ms_ssim", "id"):
+                assert got[m]["status"] == "ok" and got[m]["n"] == n and got[m]["stderr"] is not None
+            assert got["never"]["status"] == "unavailable" and "zoo weights" in got["never"]["reason"]
+    timing = {t["method"]: t for t in r["timing"]}
+    assert timing["tiny_enc"]["latency"]["n"] == 2 and timing["tiny_enc"]["throughput"]["measured"]
+    assert timing["tiny_opt"]["throughput"]["measured"] is False and timing["tiny_opt"]["threads"] >= 1
+    ids = [e for e in r["edit_aggregates"] if e["measure"] == "id" and e["step"] == 0.0]
+    assert len(ids) == 4 and all(e["mean"] == pytest.approx(1.0, abs=1e-3) for e in ids)  # 2 methods x 2 dirs
+    attrs = {(e["direction"], e["scorer"]) for e in r["edit_aggregates"] if e["measure"] == "attribute"}
+    assert attrs == {("bright", "bright"), ("tilt", "bright"), ("tilt", "red")}  # matching scorer, else all
+    assert all(e["split"] == "test" for e in r["edit_aggregates"])
+
+    run_dir = first_run.run_dir
+    md = (run_dir / "leaderboard.md").read_text()
+    assert "l2 ↓" in md and "ms_ssim ↑" in md and "id ↑" in md and "time (s) ↓" in md and "## tiny / ood" in md
+    csv = (run_dir / "leaderboard.csv").read_text().splitlines()
+    assert csv[0].startswith("domain,split,method,l2 ↓") and len(csv) == 5
+    html = (run_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64") >= 6 and "tiny_opt" in html
+    rows = [json.loads(line) for line in (run_dir / r["rows_path"]).read_text().splitlines()]
+    assert sum(row["kind"] == "reconstruction" for row in rows) == 20
+    assert load_run(run_dir / "results.json")[0]["run_id"] == r["run_id"]
+
+
+def test_rerun_same_out_recomputes_nothing(first_run: Any) -> None:
+    again = run_bench(config(first_run.run_dir), log=lambda line: None)
+    assert Calls.invert == 0 and Calls.score == 0
+    assert comparable(again.results) == comparable(first_run.results)
+    assert again.results["timing"] == first_run.results["timing"]
+
+
+def test_crash_midway_then_resume_gives_identical_aggregates(first_run: Any, tmp_path: Path) -> None:
+    Calls.crash_after = 1  # the encoder's second invert call raises: only its first batch of 4 is saved
+    out = tmp_path / "b"
+    crashed = run_bench(config(out), log=lambda line: None)
+    assert [f["method"] for f in crashed.failures] == ["tiny_enc"]
+    cache = ResultCache(out / "cache")
+    keys = list(cache.keys())
+    assert len(keys) == 4 + 10  # 4 encoder units + all 10 optimiser units
+    torn = cache.json_path(keys[0])
+    torn.write_text(torn.read_text()[:40])  # a torn record (as if written without the atomic rename)
+    (torn.parent / f".{torn.name}.123.tmp").write_text("{")  # a stray temporary file
+    assert cache.load(keys[0]) is None
+    Calls.reset()
+    resumed = run_bench(config(out), log=lambda line: None)
+    assert not resumed.failures
+    assert Calls.invert > 0 and comparable(resumed.results) == comparable(first_run.results)
+
+
+def test_cache_rejects_tensors_that_do_not_match(tmp_path: Path) -> None:
+    cache = ResultCache(tmp_path)
+    cache.save("ab" * 32, {"x": 1}, {"reconstruction": torch.zeros(3, 2, 2, dtype=torch.float16)})
+    assert cache.load("ab" * 32)["x"] == 1
+    cache.tensor_path("ab" * 32).write_bytes(b"garbage")
+    assert cache.load("ab" * 32) is None
+    atomic_write_json(tmp_path / "f.json", {"a": [1, 2]})
+    assert read_json(tmp_path / "f.json") == {"a": [1, 2]} and not list(tmp_path.glob("*.tmp"))
+
+
+def test_units_run_independently_from_their_description(first_run: Any, tiny_plugin: Any) -> None:
+    results = first_run.results
+    rows = [json.loads(line) for line in (first_run.run_dir / "rows.jsonl").read_text().splitlines()]
+    cache = ResultCache(first_run.run_dir / "cache")
+    recs = [cache.load(r["key"]) for r in rows if r["kind"] == "reconstruction" and r["method"] == "tiny_enc"][:3]
+    units = [WorkUnit.from_dict(rec["unit"]) for rec in recs]
+    assert [u.key for u in units] == [rec["key"] for rec in recs]
+    out = execute_units(units, metrics=["l2", "id"], editors=["tiny_shift"], steps=[1.0], edit_splits=["test"],
+                        batch_size=2)
+    for rec, new in zip(recs, out):
+        assert new["scores"]["l2"]["value"] == pytest.approx(rec["scores"]["l2"]["value"], rel=1e-4)
+        assert set(new["edits"]) == {"tiny_shift@1|bright|1", "tiny_shift@1|tilt|1"}
+    other = WorkUnit.from_dict({**units[0].to_dict(), "options": {"batch_size": 2}})
+    assert other.key != units[0].key and results["config"]["seed"] == 0
+
+
+def test_image_folder_with_bad_files(tiny_plugin: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (RES, RES, 3), dtype=np.uint8)).save(folder / "a_ok.png")
+    Image.fromarray(rng.integers(0, 255, (RES, RES), dtype=np.uint8), "L").save(folder / "b_gray.png")
+    Image.fromarray(rng.integers(0, 255, (RES, RES, 4), dtype=np.uint8), "RGBA").save(folder / "c_rgba.png")
+    Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(folder / "d_big.jpg")
+    (folder / "e_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 4)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli(), ["bench", "--domains", "tiny", "--methods", "tiny_enc", "--images",
+                                        str(folder), "--editors", "none", "--metrics", "l2,id", "--out", str(out),
+                                        "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    by_file = {name: [line for line in lines if name in line] for name in ("b_gray", "c_rgba", "d_big", "e_corrupt")}
+    assert all(len(v) == 1 for v in by_file.values()), lines
+    assert "grayscale" in by_file["b_gray"][0] and "composited on white" in by_file["c_rgba"][0]
+    assert "resized to 16x16" in by_file["d_big"][0] and by_file["e_corrupt"][0].startswith("skipped:")
+    assert not any("a_ok" in line for line in lines)
+    results = json.loads((out / "results.json").read_text())
+    l2 = next(a for a in results["aggregates"] if a["metric"] == "l2")
+    assert l2["split"] == "images" and l2["n"] == 4 and results["inputs"]["n_used"] == 4
+
+
+def test_unknown_method_fails_before_any_work(tiny_plugin: Any, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli(), ["bench", "--domains", "tiny", "--methods", "tiny_enc,tiny_encc",
+                                        "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: unknown inverter 'tiny_encc'; did you mean 'tiny_enc'")
+    assert Calls.invert == 0 and not (tmp_path / "x").exists()
+
+
+def test_report_and_compare(first_run: Any, tmp_path: Path) -> None:
+    run_dir = first_run.run_dir
+    (run_dir / "report.html").unlink()
+    result = CliRunner().invoke(cli(), ["report", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "report.html").exists() and "tiny / test" in result.stdout
+    same = CliRunner().invoke(cli(), ["compare", str(run_dir), str(run_dir / "results.json"), "--fail-if-worse", "1"])
+    assert same.exit_code == 0, same.output
+    worse = json.loads((run_dir / "results.json").read_text())
+    for a in worse["aggregates"]:
+        if a["metric"] == "l2" and a["method"] == "tiny_enc" and a["split"] == "test":
+            a["mean"] *= 1.5
+    (tmp_path / "worse.json").write_text(json.dumps(worse))
+    result = CliRunner().invoke(cli(), ["compare", str(run_dir), str(tmp_path / "worse.json"), "--fail-if-worse", "5%"])
+    assert result.exit_code == 3
+    assert "+50.00%" in result.stdout
+    assert result.stderr.strip().startswith("Error: 1 metric(s) worse by more than 5%: tiny_enc tiny/test l2")
+
+
+def test_image_sha_and_quick_config() -> None:
+    x = torch.zeros(3, 4, 4)
+    assert image_sha256(x) != image_sha256(torch.zeros(3, 2, 8)) and image_sha256(x) == image_sha256(x.clone())
+    c = BenchConfig(quick=True, device="cpu", out="o").resolved()
+    assert c.limit == 8 and c.steps == [-2.0, 0.0, 2.0] and c.timing_images == 3
+    assert BenchConfig(device="cpu", out="o").resolved().steps == [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]

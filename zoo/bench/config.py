@@ -1,0 +1,127 @@
+"""`BenchConfig`: everything that decides what `zoo bench` computes, resolved before any work starts."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InputError
+
+DEFAULT_STEPS: tuple[float, ...] = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+QUICK_STEPS: tuple[float, ...] = (-2.0, 0.0, 2.0)
+DEFAULT_LIMIT = 64  # images per split in a default run (None = the whole split)
+QUICK_LIMIT = 8
+DEFAULT_RUNS_DIR = "zoo-runs"
+
+
+@dataclass
+class BenchConfig:
+    """What to benchmark and how. `resolved()` fills the defaults that depend on `quick` and the machine.
+
+    methods / metrics / editors: None = every registered one. domains: names of registered domains.
+    limit: images per split (None = the default: 64, or 8 with `quick`; 0 = the whole split). steps: editing step sizes. device: "auto", "cpu", "cuda", "cuda:1", ...
+    batch_size: images per `invert` call for batchable methods (encoders, or inverters with `batchable = True`).
+    timing_images: images timed one by one at batch size 1 (the first `warmup` are discarded).
+    throughput_batch: batch size of the throughput measurement (batchable methods only).
+    images_dir: benchmark a user folder against the (single) domain instead of its splits.
+    options: per-method option overrides {method: {key: value}} (strings are converted to the declared types).
+    """
+
+    methods: list[str] | None = None
+    domains: list[str] = field(default_factory=lambda: ["peeps"])
+    metrics: list[str] | None = None
+    editors: list[str] | None = None
+    split: str = "test"
+    ood: bool = True
+    edit_splits: list[str] | None = None  # None = [split] (the editing sweep runs on the main split)
+    limit: int | None = None
+    quick: bool = False
+    steps: list[float] | None = None
+    device: str = "auto"
+    out: str | None = None
+    batch_size: int = 8
+    seed: int = 0
+    timing_images: int | None = None
+    warmup: int = 1
+    throughput_batch: int | None = None
+    images_dir: str | None = None
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    grid_images: int = 8
+    progress: bool | None = None  # None: tqdm bars only when stderr is a terminal
+    fail_fast: bool = False  # re-raise a method's error instead of recording it and going on
+
+    def resolved(self) -> BenchConfig:
+        """A copy with every None default made explicit (quick settings, device, out dir, steps)."""
+        c = dataclasses.replace(self, options={k: dict(v) for k, v in self.options.items()})
+        if c.limit is None:
+            c.limit = QUICK_LIMIT if c.quick else DEFAULT_LIMIT
+        c.limit = max(int(c.limit), 0)
+        c.steps = [float(s) for s in (c.steps if c.steps is not None else (QUICK_STEPS if c.quick else DEFAULT_STEPS))]
+        c.device = resolve_device(c.device)
+        c.out = str(c.out) if c.out else default_out_dir()
+        c.edit_splits = list(c.edit_splits) if c.edit_splits is not None else [c.split]
+        if c.timing_images is None:
+            c.timing_images = 3 if c.quick else 9
+        if c.throughput_batch is None:
+            c.throughput_batch = min(c.batch_size, 4) if c.quick else c.batch_size
+        if c.batch_size < 1 or c.throughput_batch < 1:
+            raise InputError(f"batch sizes must be >= 1 (got --batch-size {c.batch_size})")
+        if c.timing_images < c.warmup + 1:
+            raise InputError(f"timing_images ({c.timing_images}) must exceed warmup ({c.warmup})")
+        if c.images_dir is not None:
+            if len(c.domains) != 1:
+                raise InputError(f"--images compares a folder against one domain; got {len(c.domains)} domains")
+            c.split, c.ood, c.edit_splits = "images", False, ["images"]
+        return c
+
+    def n_images(self) -> int | None:
+        """The per-split image limit of a resolved config (None = the whole split)."""
+        return self.limit or None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when available else 'cpu'; checks that a requested CUDA device exists."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise InputError(f"unknown device '{device}' (use cpu, cuda, cuda:N or auto)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"device '{device}' requested but CUDA is not available (use --device cpu)")
+    return str(dev)
+
+
+def default_out_dir(root: str | Path = DEFAULT_RUNS_DIR) -> str:
+    """`zoo-runs/<UTC timestamp>` (relative to the working directory)."""
+    return str(Path(root) / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"))
+
+
+def latest_run_dir(root: str | Path = DEFAULT_RUNS_DIR) -> Path | None:
+    """The most recent run folder under `root` (by name, i.e. timestamp), for `zoo bench --resume`."""
+    root = Path(root)
+    runs = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return runs[-1] if runs else None
+
+
+def parse_steps(text: str) -> list[float]:
+    """'-3..3' -> [-3, -2, ..., 3]; '-2,0,2' -> [-2, 0, 2] (InputError otherwise)."""
+    text = text.strip()
+    try:
+        if ".." in text:
+            lo, hi = (float(t) for t in text.split(".."))
+            if lo > hi or hi - lo > 1000:
+                raise ValueError
+            n = int(hi - lo)
+            return [lo + i for i in range(n + 1)]
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise InputError(f"steps must look like '-3..3' or '-2,0,2', got '{text}'") from None

@@ -1,0 +1,223 @@
+"""`Evaluator`: per-image reconstruction metrics and the editing sweep of one domain.
+
+Everything is computed per image so that results do not depend on how images were batched. Metric scores are
+computed on the reconstruction rounded to float16 (the precision kept in the cache), so a score computed now and
+one recomputed later from the cache agree exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ZooError
+
+if TYPE_CHECKING:
+    from ..domain import Domain
+    from ..editor import Editor
+    from ..inversion import Inversion
+    from ..metric import Metric
+
+Embedder = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class EditTarget:
+    """One point of the editing sweep: `step` along `direction` of `editor`, measured with `scorers`."""
+
+    editor: str
+    version: str
+    direction: str
+    step: float
+    scorers: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """Stable record key, e.g. 'interfacegan@1|smile|-2'."""
+        return f"{self.editor}@{self.version}|{self.direction}|{self.step:g}"
+
+
+def round_fp16(x: torch.Tensor) -> torch.Tensor:
+    """The float32 values that survive a float16 round trip (what the cache stores)."""
+    return x.detach().to(torch.float16).to(torch.float32)
+
+
+def finite_or_none(x: float) -> float | None:
+    return float(x) if math.isfinite(float(x)) else None
+
+
+def matching_scorers(direction: str, scorers: Sequence[str]) -> tuple[str, ...]:
+    """The scorer named like the direction (case-insensitive) if there is one, else all scorers."""
+    same = tuple(s for s in scorers if s.lower() == direction.lower())
+    return same or tuple(scorers)
+
+
+def domain_fingerprint(domain: Domain) -> str:
+    """Short sha256 of the domain's weight digests (identity / attribute models change every edit score)."""
+    try:
+        digests = {role: spec.sha256 for role, spec in domain.weights.items()}
+    except Exception:  # noqa: BLE001 - a domain whose weights cannot even be listed
+        digests = {}
+    return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Evaluator:
+    """Scores reconstructions and runs edits on `domain`.
+
+    metrics: name -> Metric; a metric whose `unavailable_reason(domain)` is not None goes to `unavailable`
+    (name -> reason) and is never computed. editors: name -> Editor; each direction of each editor is swept over
+    `steps` on the splits in `edit_splits`. Problems that disable parts of the sweep are listed in `notes`.
+    """
+
+    def __init__(self, domain: Domain, metrics: Mapping[str, Metric], editors: Mapping[str, Editor],
+                 steps: Sequence[float], edit_splits: Sequence[str], device: str | torch.device = "cpu") -> None:
+        self.domain = domain
+        self.device = torch.device(device)
+        self.fingerprint = domain_fingerprint(domain)
+        self.metrics: dict[str, Metric] = {}
+        self.unavailable: dict[str, str] = {}
+        for name, metric in metrics.items():
+            reason = metric.unavailable_reason(domain)
+            if reason is None:
+                self.metrics[name] = metric
+            else:
+                self.unavailable[name] = " ".join(str(reason).split())
+        self.editors = dict(editors)
+        self.steps = [float(s) for s in steps]
+        self.edit_splits = list(edit_splits)
+        self.notes: list[str] = []
+        self._scorers: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None
+        self._embedder: Embedder | None | bool = False  # False = not loaded yet
+        self.targets = self._edit_targets() if self.editors and self.steps else []
+        if not self.editors:
+            self.notes.append("no editors registered: the editing sweep was skipped")
+
+    # ------------------------------------------------------------------ lazily loaded domain models
+    @property
+    def scorers(self) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+        if self._scorers is None:
+            try:
+                self._scorers = dict(self.domain.attribute_scorers(self.device))
+            except (ZooError, NotImplementedError) as exc:
+                self._scorers = {}
+                self.notes.append(f"attribute scorers of '{self.domain.name}' unavailable: {exc}")
+            if not self._scorers:
+                self.notes.append(f"domain '{self.domain.name}' has no attribute scorers: no attribute change")
+        return self._scorers
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """images [B, 3, H, W] in [-1, 1] -> unit-norm identity embeddings [B, D]; None without identity model."""
+        if self._embedder is False:
+            try:
+                model = self.domain.identity_model(self.device)
+            except (ZooError, NotImplementedError) as exc:
+                self._embedder = None
+                self.notes.append(f"identity model of '{self.domain.name}' unavailable ({exc}): no ID kept")
+            else:
+                res = self.domain.resolution
+
+                def embed(x: torch.Tensor) -> torch.Tensor:
+                    x = x.to(self.device, torch.float32)
+                    if x.shape[-1] != res or x.shape[-2] != res:
+                        x = F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False,
+                                          antialias=x.shape[-1] > res)
+                    return F.normalize(model(x).float().flatten(1), dim=1)
+
+                self._embedder = embed
+        return self._embedder  # type: ignore[return-value]
+
+    def _edit_targets(self) -> list[EditTarget]:
+        out = []
+        for name, editor in self.editors.items():
+            try:
+                directions = list(editor.directions(self.domain))
+            except (ZooError, NotImplementedError) as exc:
+                self.notes.append(f"editor '{name}' has no directions on '{self.domain.name}': {exc}")
+                continue
+            if not directions:
+                self.notes.append(f"editor '{name}' has no directions on '{self.domain.name}'")
+            for direction in directions:
+                scorers = matching_scorers(direction, list(self.scorers))
+                out.extend(EditTarget(name, str(editor.version), direction, s, scorers) for s in self.steps)
+        return out
+
+    # ------------------------------------------------------------------ what is left to do for a record
+    def edits_for(self, split: str) -> list[EditTarget]:
+        return self.targets if split in self.edit_splits else []
+
+    def missing(self, record: Mapping[str, Any] | None, split: str) -> tuple[list[str], list[EditTarget]]:
+        """(metric names, edit targets) that `record` lacks (everything when record is None)."""
+        scores = (record or {}).get("scores", {})
+        edits = (record or {}).get("edits", {})
+        metrics = [n for n, m in self.metrics.items()
+                   if not _current(scores.get(n), str(m.version), self.fingerprint)]
+        targets = [t for t in self.edits_for(split) if not _current(edits.get(t.key), None, self.fingerprint)]
+        return metrics, targets
+
+    # ------------------------------------------------------------------ computing
+    @torch.no_grad()
+    def score(self, recon: torch.Tensor, target: torch.Tensor, names: Sequence[str]) -> list[dict[str, Any]]:
+        """Per-image score entries [{metric: {value, version, eval}}] for recon/target [B, 3, H, W] in [-1, 1]."""
+        out: list[dict[str, Any]] = [{} for _ in range(len(recon))]
+        for name in names:
+            metric = self.metrics[name]
+            values = metric.score(recon, target, self.domain).detach().float().cpu().reshape(-1)
+            if values.numel() != len(recon):
+                raise ZooError(f"metric '{name}' returned {values.numel()} scores for {len(recon)} images")
+            for i, v in enumerate(values.tolist()):
+                out[i][name] = {"value": finite_or_none(v), "version": str(metric.version), "eval": self.fingerprint}
+        return out
+
+    @torch.no_grad()
+    def edit(self, inversion: Inversion, base: torch.Tensor, targets: Sequence[EditTarget]) -> list[dict[str, Any]]:
+        """Per-image edit entries [{target.key: {...}}] for the B images of `inversion`.
+
+        base: the unedited reconstructions [B, 3, H, W]; the attribute change is scorer(edit) - scorer(base) and
+        the ID kept is the cosine of identity embeddings of edit and base (None without identity model).
+        """
+        out: list[dict[str, Any]] = [{} for _ in range(len(base))]
+        if not targets:
+            return out
+        scorers = self.scorers
+        needed = sorted({s for t in targets for s in t.scorers})
+        base_attr = {s: _scores(scorers[s], base) for s in needed}
+        embed = self.embedder
+        base_emb = embed(base) if embed is not None else None
+        for t in targets:
+            edited = self.editors[t.editor].edit(inversion, t.direction, t.step).detach().float()
+            ids = (embed(edited) * base_emb).sum(1).cpu().tolist() if embed is not None else [None] * len(base)
+            attrs = {s: _scores(scorers[s], edited) for s in t.scorers}
+            for i in range(len(base)):
+                out[i][t.key] = {
+                    **asdict(t), "scorers": list(t.scorers), "eval": self.fingerprint,
+                    "id": None if ids[i] is None else finite_or_none(ids[i]),
+                    "attributes": {s: {"base": finite_or_none(base_attr[s][i]), "edited": finite_or_none(v[i]),
+                                       "delta": finite_or_none(v[i] - base_attr[s][i])} for s, v in attrs.items()},
+                }
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-able description of what this evaluator computes (goes into the results file)."""
+        return {"domain": self.domain.name, "eval_fingerprint": self.fingerprint,
+                "metrics": {n: str(m.version) for n, m in self.metrics.items()},
+                "unavailable": dict(self.unavailable), "steps": self.steps, "edit_splits": self.edit_splits,
+                "edits": sorted({(t.editor, t.direction, t.scorers) for t in self.targets}),
+                "notes": list(dict.fromkeys(self.notes))}
+
+
+def _current(entry: Any, version: str | None, fingerprint: str) -> bool:
+    if not isinstance(entry, dict) or entry.get("eval") != fingerprint:
+        return False
+    return version is None or entry.get("version") == version
+
+
+def _scores(scorer: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> list[float]:
+    return scorer(images).detach().float().cpu().reshape(len(images), -1).mean(1).tolist()

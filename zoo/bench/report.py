@@ -1,0 +1,178 @@
+"""Leaderboards (pandas + tabulate) as Markdown and CSV, and `render_run`, which writes every report of a run.
+
+One table per (domain, split): a row per method, a column per metric with ↑/↓ from `higher_is_better`, then the
+per-image latency at batch size 1 (median over images after warm-up) and n. Editing tables: ID kept and attribute
+change per step, one per (domain, split, editor, direction).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .cache import atomic_write_bytes
+
+ARROW = {True: "↑", False: "↓"}
+FILES = {"markdown": "leaderboard.md", "csv": "leaderboard.csv", "edits_csv": "edits.csv", "html": "report.html"}
+
+
+def output_paths(run_dir: Path) -> dict[str, Path]:
+    """Where `render_run` writes each output."""
+    return {k: run_dir / v for k, v in FILES.items()}
+
+
+def fmt(value: float | None, stderr: float | None = None) -> str:
+    """'0.0123 ± 0.0004' (4 decimals below 10, else 2); '—' for None."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    digits = 4 if abs(value) < 10 else 2
+    text = f"{value:.{digits}f}"
+    return f"{text} ± {stderr:.{digits}f}" if stderr is not None and math.isfinite(stderr) else text
+
+
+def fmt_time(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:.3g}"
+
+
+def metric_header(name: str, higher_is_better: bool) -> str:
+    return f"{name} {ARROW[bool(higher_is_better)]}"
+
+
+def table_keys(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(domain, split) pairs in run order."""
+    seen: dict[tuple[str, str], None] = {}
+    for a in results.get("aggregates", []):
+        seen[(a["domain"], a["split"])] = None
+    return list(seen)
+
+
+def method_timing(results: Mapping[str, Any], method: str, domain: str) -> dict[str, Any]:
+    for t in results.get("timing", []):
+        if t.get("method") == method and t.get("domain") == domain:
+            return t
+    return {}
+
+
+def leaderboard_frame(results: Mapping[str, Any], domain: str, split: str, numeric: bool) -> pd.DataFrame:
+    """The leaderboard of one (domain, split): formatted strings, or numbers (+ stderr columns) when `numeric`."""
+    metrics = results.get("metrics", {})
+    aggs = [a for a in results.get("aggregates", []) if a["domain"] == domain and a["split"] == split]
+    methods = list(dict.fromkeys(a["method"] for a in aggs))
+    rows = []
+    for m in methods:
+        row: dict[str, Any] = {"method": m}
+        n = 0
+        for name, info in metrics.items():
+            a = next((x for x in aggs if x["method"] == m and x["metric"] == name), None)
+            head = metric_header(name, info["higher_is_better"])
+            if numeric:
+                row[head] = a["mean"] if a else None
+                row[f"{head} stderr"] = a["stderr"] if a else None
+            else:
+                row[head] = "n/a" if a and a["status"] == "unavailable" else fmt(a and a["mean"], a and a["stderr"])
+            if a:
+                n = max(n, a["n"])
+        t = method_timing(results, m, domain)
+        lat = t.get("latency", {})
+        if numeric:
+            row["time_s ↓"] = lat.get("median_s")
+            row["time_iqr_s"] = lat.get("iqr_s")
+            row["throughput_img_per_s ↑"] = t.get("throughput", {}).get("images_per_s")
+        else:
+            row["time (s) ↓"] = fmt_time(lat.get("median_s")) + (
+                f" (IQR {fmt_time(lat['iqr_s'])})" if lat.get("iqr_s") is not None else "")
+        row["n"] = n
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def unavailable_notes(results: Mapping[str, Any], domain: str) -> list[str]:
+    notes = {}
+    for a in results.get("aggregates", []):
+        if a["domain"] == domain and a["status"] == "unavailable":
+            notes[a["metric"]] = a["reason"]
+    return [f"`{m}` unavailable: {r}" for m, r in notes.items()]
+
+
+def edit_frames(results: Mapping[str, Any]) -> list[tuple[str, pd.DataFrame]]:
+    """(title, table) per (domain, split, editor, direction, measure): rows = methods, columns = steps."""
+    df = pd.DataFrame(results.get("edit_aggregates", []))
+    if df.empty:
+        return []
+    df["scorer"] = df["scorer"].fillna("")
+    out = []
+    keys = ["domain", "split", "editor", "direction", "measure", "scorer"]
+    for key, part in df.groupby(keys, sort=False):
+        domain, split, editor, direction, measure, scorer = key
+        cells = part.assign(cell=[fmt(m, s) for m, s in zip(part["mean"], part["stderr"])])
+        table = cells.pivot(index="method", columns="step", values="cell")
+        table = table.reindex(list(dict.fromkeys(part["method"])))
+        table.columns = [f"{c:+g}" if c else "0" for c in table.columns]
+        what = "ID kept ↑" if measure == "id" else f"Δ {scorer}"
+        out.append((f"{domain}/{split} — {editor}: {direction} — {what}", table.reset_index()))
+    return out
+
+
+def leaderboard_markdown(results: Mapping[str, Any]) -> str:
+    """Only the leaderboards (one per domain/split) with their notes: what `zoo bench` prints."""
+    lines: list[str] = []
+    for domain, split in table_keys(results):
+        lines += [f"## {domain} / {split}", "", leaderboard_frame(results, domain, split, False).to_markdown(
+            index=False, disable_numparse=True), ""]
+        notes = unavailable_notes(results, domain)
+        lines += [f"- {n}" for n in notes] + ([""] if notes else [])
+    lines.append("Time: per-image latency at batch size 1, median over images after warm-up (IQR in brackets).")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(results: Mapping[str, Any]) -> str:
+    """The whole leaderboard document: run summary, one table per domain/split, editing tables, notes."""
+    cfg = results.get("config", {})
+    env = results.get("env", {})
+    git = results.get("git") or {}
+    lines = [f"# zoo bench — {results.get('run_id', '')}", "",
+             f"zoo {results.get('zoo_version')} · git {str(git.get('commit') or 'n/a')[:12]}"
+             f"{' (dirty)' if git.get('dirty') else ''} · {env.get('device')} ({env.get('device_name')}), "
+             f"{env.get('threads')} threads · torch {env.get('torch')} · {results.get('created_at')}",
+             "", f"limit {cfg.get('limit') or 'all'} images per split · quick {cfg.get('quick')} · "
+             f"batch size {cfg.get('batch_size')} · seed {cfg.get('seed')}"
+             + ("" if results.get("leaderboard_eligible") else " · not leaderboard-eligible (limit/quick/folder)"),
+             ""]
+    lines += leaderboard_markdown(results).splitlines() + [""]
+    frames = edit_frames(results)
+    if frames:
+        lines += ["## Editing sweep", "", "Columns are step sizes; ID kept = cosine similarity of identity "
+                  "embeddings of the edited and the unedited inversion; Δ = attribute score change.", ""]
+        for title, table in frames:
+            lines += [f"### {title}", "", table.to_markdown(index=False, disable_numparse=True), ""]
+    for f in results.get("failures", []):
+        lines.append(f"- **failed**: {f['method']} on {f['domain']}: {f['error']}")
+    if (results.get("inputs") or {}).get("messages"):
+        lines += ["", "Input files:", ""] + [f"- {m}" for m in results["inputs"]["messages"]]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def leaderboard_csv(results: Mapping[str, Any]) -> pd.DataFrame:
+    """All leaderboards in one numeric table with `domain` and `split` columns."""
+    frames = [leaderboard_frame(results, d, s, True).assign(domain=d, split=s) for d, s in table_keys(results)]
+    if not frames:
+        return pd.DataFrame()
+    df = pd.concat(frames, ignore_index=True)
+    return df[["domain", "split", *[c for c in df.columns if c not in ("domain", "split")]]]
+
+
+def render_run(results: Mapping[str, Any], run_dir: Path) -> dict[str, Path]:
+    """Write leaderboard.md, leaderboard.csv, edits.csv and report.html into `run_dir`; returns their paths."""
+    from .html import render_html
+
+    paths = output_paths(run_dir)
+    atomic_write_bytes(paths["markdown"], markdown(results).encode("utf-8"))
+    atomic_write_bytes(paths["csv"], leaderboard_csv(results).to_csv(index=False).encode("utf-8"))
+    edits = pd.DataFrame(results.get("edit_aggregates", []))
+    atomic_write_bytes(paths["edits_csv"], edits.to_csv(index=False).encode("utf-8"))
+    atomic_write_bytes(paths["html"], render_html(results, run_dir).encode("utf-8"))
+    return paths

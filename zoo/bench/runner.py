@@ -1,0 +1,234 @@
+"""`run_bench`: methods × domains (+ their out-of-domain split) × metrics, the editing sweep, timing and outputs.
+
+Stages: resolve every name first (unknown names fail before any work), then per domain and method: invert the
+work units (cached per image, resumable), time the method (cached), and finally aggregate, write `results.json`,
+`rows.jsonl` and the reports. A method that raises is recorded in `failures` and the others still run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors.torch import save as st_save
+
+from .. import __version__
+from ..errors import InputError, ZooError
+from ..options import make_options
+from ..plugins import one_line
+from . import results as res
+from .cache import ResultCache, atomic_write_bytes
+from .config import BenchConfig
+from .evaluate import Evaluator
+from .inputs import load_folder
+from .timing import time_method
+from .units import WorkUnit, is_batchable, make_units, resolved_options, run_units
+
+if TYPE_CHECKING:
+    from ..domain import Domain
+    from ..editor import Editor
+    from ..inverter import Inverter
+    from ..metric import Metric
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class Plan:
+    """Everything a run needs, resolved from names (errors with 'did you mean' surface here)."""
+
+    config: BenchConfig
+    methods: dict[str, type[Inverter]]
+    options: dict[str, dict[str, Any]]
+    domains: dict[str, Domain]
+    metrics: dict[str, Metric]
+    editors: dict[str, Editor]
+
+
+@dataclass
+class BenchOutcome:
+    """What `run_bench` produced: the results dict (as written), the run folder and the output files."""
+
+    results: dict[str, Any]
+    run_dir: Path
+    outputs: dict[str, Path]
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve(config: BenchConfig) -> Plan:
+    """Resolve names to classes / objects and validate every method's options; nothing heavy runs here."""
+    from .. import registry
+
+    names = list(config.methods) if config.methods is not None else registry.list_inverters()
+    if not names:
+        raise ZooError("no inverters are registered (see `zoo plugins`)")
+    methods = {n: registry.get_inverter_class(n) for n in names}
+    for n in config.options:
+        if n not in methods:
+            raise InputError(f"options given for '{n}', which is not among the benchmarked methods "
+                             f"({', '.join(methods)})")
+    options: dict[str, dict[str, Any]] = {}
+    for n, cls in methods.items():
+        quick = dict(cls.quick_options()) if config.quick and hasattr(cls, "quick_options") else {}
+        options[n] = {**quick, **config.options.get(n, {})}
+        make_options(cls.Options, options[n])  # fail now on a bad option, not after an hour
+    domains = {n: registry.get_domain(n) for n in config.domains}
+    metric_names = list(config.metrics) if config.metrics is not None else registry.list_metrics()
+    metrics = {n: registry.create_metric(n, device=config.device) for n in metric_names}
+    editor_names = list(config.editors) if config.editors is not None else registry.list_editors()
+    editors = {n: registry.create_editor(n) for n in editor_names}
+    return Plan(config, methods, options, domains, metrics, editors)
+
+
+def run_bench(config: BenchConfig, *, log: Log | None = None) -> BenchOutcome:
+    """Run (or resume) a benchmark into `config.out`; returns the results and the paths of the outputs."""
+    from .. import registry
+    from .report import output_paths, render_run
+
+    log = log or _stderr
+    cfg = config.resolved()
+    plan = resolve(cfg)
+    run_dir = Path(cfg.out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cache = ResultCache(run_dir / "cache")
+    created_at = _now()
+    inverters: dict[str, Inverter] = {}
+    records: list[dict[str, Any]] = []
+    groups: list[tuple[str, str, str, int]] = []
+    timing: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    methods_info: dict[str, Any] = {
+        n: {**cls.describe(), "plugin": _origin(registry, n), "weights_sha256": {}} for n, cls in plan.methods.items()}
+    domains_info: dict[str, Any] = {}
+    unavailable: dict[str, dict[str, str]] = {}
+    grids: dict[str, Any] = {}
+    inputs_info: dict[str, Any] | None = None
+
+    for dname, domain in plan.domains.items():
+        data, folder = _load_data(cfg, domain)
+        if folder is not None:
+            for m in folder.messages:
+                log(m.line())
+            inputs_info = {"folder": folder.folder, "n_files": folder.n_files, "n_used": len(folder.files),
+                           "files": folder.files, "messages": [m.line() for m in folder.messages]}
+        evaluator = Evaluator(domain, plan.metrics, plan.editors, cfg.steps, cfg.edit_splits, cfg.device)
+        unavailable[dname] = dict(evaluator.unavailable)
+        for metric, reason in evaluator.unavailable.items():
+            log(f"warning: metric '{metric}' is unavailable on '{dname}': {reason}")
+        domains_info[dname] = _domain_info(domain, data)
+        for split, (images, _) in data.items():
+            grids[f"{dname}/{split}"] = _save_grid_inputs(run_dir, dname, split, images[: cfg.grid_images])
+        for mname, cls in plan.methods.items():
+            units_all: list[WorkUnit] = []
+            try:
+                inverter = inverters.get(mname) or registry.create_inverter(mname, plan.options[mname],
+                                                                            device=cfg.device)
+                inverters[mname] = inverter
+                inverter.prepare(domain)  # weights are loaded here, never inside a timed region
+                weights = inverter.weights_sha256(domain)
+                methods_info[mname].update(options=resolved_options(inverter), batchable=is_batchable(inverter))
+                methods_info[mname]["weights_sha256"][dname] = weights
+                planned = {split: make_units(inverter, domain, split, images, weights, sources)
+                           for split, (images, sources) in data.items()}
+                for split, units in planned.items():
+                    units_all += units
+                    groups.append((mname, dname, split, len(units)))
+                    grids[f"{dname}/{split}"]["methods"][mname] = [u.key for u in units[: cfg.grid_images]]
+                for split, units in planned.items():
+                    records += run_units(units, inverter, evaluator, images=data[split][0], cache=cache,
+                                         batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress,
+                                         desc=f"{mname} {dname}/{split}")
+                timed = data[cfg.split][0]
+                idx = [i % len(timed) for i in range(cfg.timing_images)]
+                t = time_method(inverter, domain, timed[idx], warmup=cfg.warmup, throughput_batch=cfg.throughput_batch,
+                                weights=weights, cache=cache, progress=cfg.progress)
+                timing.append({**t, "units": res.unit_seconds(records, mname, dname)})
+            except Exception as exc:
+                if cfg.fail_fast:
+                    raise
+                failures.append({"method": mname, "domain": dname, "error": one_line(exc)})
+                log(f"error: {mname} on {dname} failed: {one_line(exc)} (rerun with the same --out to retry)")
+                done = {r["key"] for r in records if "key" in r}
+                records += [r for u in units_all if u.key not in done and (r := cache.load(u.key)) is not None]
+
+    metrics_info = {n: {"higher_is_better": bool(m.higher_is_better), "version": str(m.version),
+                        "title": m.card.title} for n, m in plan.metrics.items()}
+    results: dict[str, Any] = {
+        "schema_version": res.SCHEMA_VERSION, "zoo_version": __version__, "run_id": run_dir.name,
+        "created_at": created_at, "finished_at": _now(), "git": res.git_info(), "env": res.environment(cfg.device),
+        "config": {**cfg.to_dict(), "options": plan.options},
+        "leaderboard_eligible": not cfg.quick and cfg.limit == 0 and cfg.images_dir is None and not failures,
+        "methods": methods_info, "domains": domains_info, "metrics": metrics_info,
+        "editors": {n: e.describe() for n, e in plan.editors.items()},
+        "aggregates": res.aggregate_scores(records, groups, {n: i["higher_is_better"] for n, i in
+                                                             metrics_info.items()}, unavailable),
+        "timing": timing, "edit_aggregates": res.aggregate_edits(records), "failures": failures,
+        "inputs": inputs_info, "grids": grids, "rows_path": res.ROWS_FILE,
+        "outputs": {k: str(p.relative_to(run_dir)) for k, p in output_paths(run_dir).items()},
+    }
+    res.write_rows(run_dir / res.ROWS_FILE, res.unit_rows(records))
+    res.write_results(run_dir, results)
+    outputs = render_run(results, run_dir)
+    return BenchOutcome(results, run_dir, {"results": run_dir / res.RESULTS_FILE, **outputs}, failures)
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+def _load_data(cfg: BenchConfig, domain: Domain) -> tuple[dict[str, tuple[torch.Tensor, list[str] | None]], Any]:
+    """split -> (images [N, 3, R, R], source files or None); the folder object for --images runs."""
+    if cfg.images_dir is not None:
+        folder = load_folder(cfg.images_dir, domain.resolution)
+        sources = [str(Path(folder.folder) / f) for f in folder.files]
+        return {"images": (folder.images, sources)}, folder
+    splits = domain.splits()
+    if cfg.split not in splits:
+        raise InputError(f"domain '{domain.name}' has no split '{cfg.split}' (splits: {', '.join(splits)})")
+    wanted = [cfg.split] + (["ood"] if cfg.ood and "ood" in splits and cfg.split != "ood" else [])
+    data = {}
+    for split in wanted:
+        images = domain.images(split, limit=cfg.n_images())
+        if len(images) == 0:
+            raise InputError(f"split '{split}' of domain '{domain.name}' has no images")
+        data[split] = (images.float(), None)
+    return data, None
+
+
+def _domain_info(domain: Domain, data: dict[str, tuple[torch.Tensor, Any]]) -> dict[str, Any]:
+    from .units import image_sha256
+
+    splits = {}
+    for split, (images, _) in data.items():
+        h = hashlib.sha256("".join(image_sha256(x) for x in images).encode()).hexdigest()
+        splits[split] = {"n": len(images), "data_sha256": h}
+    try:
+        info = domain.describe()
+    except Exception as exc:  # noqa: BLE001 - provenance must not break the run
+        info = {"name": domain.name, "describe_error": one_line(exc)}
+    return {**info, "used_splits": splits}
+
+
+def _save_grid_inputs(run_dir: Path, domain: str, split: str, images: torch.Tensor) -> dict[str, Any]:
+    """Store the first images of a split (fp16) for the report's reconstruction grids."""
+    rel = Path("inputs") / f"{domain}__{split}.safetensors"
+    atomic_write_bytes(run_dir / rel, st_save({"images": images.to(torch.float16).contiguous()}))
+    return {"inputs": str(rel), "methods": {}}
+
+
+def _origin(registry: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return registry.get_registration("inverter", name).origin()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)

@@ -1,0 +1,259 @@
+"""Work units: one (method, image) pair each, keyed by a sha256, executable anywhere with `run_units`.
+
+A unit names everything its result depends on: method name and version, resolved options, weights sha256s,
+domain, split, image index and image sha256. `run_units` computes (or loads from the cache) one record per unit:
+per-image time, metric scores and edit results, with the reconstruction (float16) and latents in a tensor file.
+Records are independent of how units are batched, so any executor (a process pool, a cluster) can split a unit
+list freely; `execute_units` rebuilds inverters, domains, metrics and editors from names for such executors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import ZooError
+from ..inversion import Inversion
+from .evaluate import Evaluator, round_fp16
+
+if TYPE_CHECKING:
+    from ..domain import Domain
+    from ..inverter import Inverter
+    from .cache import ResultCache
+
+
+def canonical_json(obj: Any) -> str:
+    """Deterministic JSON (sorted keys, no spaces, tuples as lists) used for hashing."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def image_sha256(image: torch.Tensor) -> str:
+    """sha256 of an image [3, H, W] (its shape and float32 bytes)."""
+    x = image.detach().to("cpu", torch.float32).contiguous()
+    h = hashlib.sha256(repr(tuple(x.shape)).encode())
+    h.update(x.numpy().tobytes())
+    return h.hexdigest()
+
+
+def resolved_options(inverter: Inverter) -> dict[str, Any]:
+    """The inverter's options as a JSON-able dict (tuples become lists)."""
+    opts = inverter.options
+    return json.loads(canonical_json(dataclasses.asdict(opts))) if dataclasses.is_dataclass(opts) else {}
+
+
+@dataclass(frozen=True)
+class WorkUnit:
+    """One image to invert with one method. `source` (a file name for `--images` folders) is not in the key."""
+
+    method: str
+    method_version: str
+    options: dict[str, Any]
+    weights: dict[str, str]
+    domain: str
+    split: str
+    index: int
+    image_sha256: str
+    source: str | None = field(default=None, compare=False)
+
+    def identity(self) -> dict[str, Any]:
+        return {"method": self.method, "method_version": self.method_version, "options": self.options,
+                "weights": self.weights, "domain": self.domain, "split": self.split, "index": self.index,
+                "image_sha256": self.image_sha256}
+
+    @cached_property
+    def key(self) -> str:
+        """sha256 hex digest of the canonical JSON of `identity()`."""
+        return hashlib.sha256(canonical_json(self.identity()).encode()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.identity(), "source": self.source}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WorkUnit:
+        return cls(**{f.name: d.get(f.name) for f in dataclasses.fields(cls)})
+
+
+def make_units(inverter: Inverter, domain: Domain, split: str, images: torch.Tensor,
+               weights: dict[str, str] | None = None, sources: Sequence[str] | None = None) -> list[WorkUnit]:
+    """One unit per image of `images` [N, 3, H, W] (index i = position in the split)."""
+    weights = dict(weights if weights is not None else inverter.weights_sha256(domain))
+    options = resolved_options(inverter)
+    return [WorkUnit(inverter.name, str(inverter.version), options, weights, domain.name, split, i,
+                     image_sha256(images[i]), None if sources is None else sources[i]) for i in range(len(images))]
+
+
+def is_batchable(inverter: Inverter) -> bool:
+    """Whether `invert` may get several images at once: `batchable` if the class sets it, else encoders only."""
+    flag = getattr(inverter, "batchable", None)
+    return bool(flag) if flag is not None else inverter.kind == "encoder"
+
+
+def unit_seed(seed: int, key: str) -> int:
+    """Per-batch torch seed derived from the run seed and the first unit's key."""
+    return int(hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()[:15], 16)
+
+
+def run_units(units: Sequence[WorkUnit], inverter: Inverter, evaluator: Evaluator, *,
+              images: torch.Tensor | None = None, cache: ResultCache | None = None, batch_size: int = 1,
+              seed: int = 0, progress: bool | None = None, desc: str | None = None) -> list[dict[str, Any]]:
+    """Compute (or load) the record of every unit, in unit order.
+
+    images: [N, 3, H, W] in [-1, 1] aligned with `units` (None: loaded from the domain / files and checked
+    against the units' sha256). Cached records are reused; a record that lacks metrics is completed from its
+    stored reconstruction, one that lacks edits from its stored latents when the inversion left the generator
+    unchanged, and anything else is inverted again. Each record is saved as soon as its batch is done.
+    """
+    domain = evaluator.domain
+    if images is None:
+        images = load_unit_images(units, domain)
+    if len(images) != len(units):
+        raise ValueError(f"{len(units)} units but {len(images)} images")
+    records: list[dict[str, Any] | None] = [None] * len(units)
+    full: list[int] = []
+    patch: list[tuple[int, dict[str, Any], dict[str, torch.Tensor]]] = []
+    for i, unit in enumerate(units):
+        rec = cache.load(unit.key) if cache is not None else None
+        metrics, edits = evaluator.missing(rec, unit.split)
+        if rec is not None and not metrics and not edits:
+            records[i] = rec
+            continue
+        tensors = cache.load_tensors(unit.key) if rec is not None and cache is not None else None
+        if rec is not None and tensors is not None and (not edits or rec.get("renderable")):
+            patch.append((i, rec, tensors))
+        else:
+            full.append(i)
+    bs = max(1, batch_size) if is_batchable(inverter) else 1
+    with tqdm(total=len(full) + len(patch), desc=desc or f"{inverter.name}/{domain.name}", unit="img",
+              disable=_disabled(progress), leave=False) as bar:
+        for batch in _batches(full, units, bs):
+            x = images[batch]
+            torch.manual_seed(unit_seed(seed, units[batch[0]].key))
+            inv = inverter.invert(x, domain)
+            inv.domain = inv.domain or domain
+            recon = round_fp16(inv.reconstructions.float())
+            scores = evaluator.score(recon, x, list(evaluator.metrics))
+            edits = evaluator.edit(inv, recon, evaluator.edits_for(units[batch[0]].split))
+            renderable = inv.change is None and inv.noise is None
+            for j, i in enumerate(batch):
+                rec = {"unit": units[i].to_dict(), "seconds": float(inv.seconds[j]), "batch_size": len(batch),
+                       "device": str(inverter.device), "threads": torch.get_num_threads(), "renderable": renderable,
+                       "latent_shape": list(inv.latents.shape[1:]), "scores": scores[j], "edits": edits[j],
+                       "created_at": _now()}
+                tensors = {"reconstruction": recon[j].to(torch.float16), "latents": inv.latents[j].float()}
+                _save(cache, units[i], rec, tensors)
+                records[i] = rec
+            bar.update(len(batch))
+        by_index = {i: (rec, t) for i, rec, t in patch}
+        for batch in _batches([i for i, _, _ in patch], units, bs):
+            recs = [by_index[i][0] for i in batch]
+            recon = torch.stack([by_index[i][1]["reconstruction"].float() for i in batch])
+            metrics = sorted({m for r, i in zip(recs, batch) for m in evaluator.missing(r, units[i].split)[0]})
+            scores = evaluator.score(recon, images[batch], metrics) if metrics else [{} for _ in batch]
+            targets = evaluator.missing(recs[0], units[batch[0]].split)[1]
+            for r, i in zip(recs[1:], batch[1:]):
+                targets += [t for t in evaluator.missing(r, units[i].split)[1] if t not in targets]
+            edits = [{} for _ in batch]
+            if targets:
+                latents = torch.stack([by_index[i][1]["latents"].float() for i in batch])
+                inv = Inversion(latents, recon, torch.tensor([r["seconds"] for r in recs]), domain=domain,
+                                method=inverter.name)
+                edits = evaluator.edit(inv, recon, targets)
+            for j, i in enumerate(batch):
+                rec = dict(recs[j], scores={**recs[j].get("scores", {}), **scores[j]},
+                           edits={**recs[j].get("edits", {}), **edits[j]}, updated_at=_now())
+                _save(cache, units[i], rec, None)
+                records[i] = rec
+            bar.update(len(batch))
+    return records  # type: ignore[return-value]
+
+
+def _save(cache: ResultCache | None, unit: WorkUnit, rec: dict[str, Any], tensors: dict | None) -> None:
+    if cache is None:
+        rec.update(key=unit.key)
+        return
+    if tensors is None:  # keep the committed tensor file and its digest
+        cache.save(unit.key, {k: v for k, v in rec.items() if k not in ("schema", "key")})
+    else:
+        cache.save(unit.key, rec, tensors)
+    rec.update(key=unit.key)
+
+
+def _batches(indices: Sequence[int], units: Sequence[WorkUnit], size: int) -> Iterator[list[int]]:
+    """Consecutive chunks of at most `size` indices whose units share a split."""
+    chunk: list[int] = []
+    for i in indices:
+        if chunk and (len(chunk) == size or units[i].split != units[chunk[0]].split):
+            yield chunk
+            chunk = []
+        chunk.append(i)
+    if chunk:
+        yield chunk
+
+
+def _disabled(progress: bool | None) -> bool | None:
+    return None if progress is None else not progress
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# ---------------------------------------------------------------------------------------------------- executors
+def load_unit_images(units: Sequence[WorkUnit], domain: Domain) -> torch.Tensor:
+    """The images of `units` [N, 3, H, W] from the domain's splits (or the units' source files), sha256-checked."""
+    from .inputs import load_image_file
+
+    out = []
+    cache: dict[str, torch.Tensor] = {}
+    for u in units:
+        if u.source is not None:
+            img = load_image_file(u.source, domain.resolution)[0]
+        else:
+            if u.split not in cache:
+                n = 1 + max(v.index for v in units if v.split == u.split)
+                cache[u.split] = domain.images(u.split, limit=n)
+            img = cache[u.split][u.index]
+        if image_sha256(img) != u.image_sha256:
+            raise ZooError(f"image {u.split}[{u.index}] of domain '{u.domain}' differs from the one the unit was "
+                           "made for (sha256 mismatch): the data changed since the units were planned")
+        out.append(img)
+    return torch.stack(out) if out else torch.empty(0, 3, domain.resolution, domain.resolution)
+
+
+def execute_units(units: Sequence[WorkUnit], *, metrics: Sequence[str], editors: Sequence[str] = (),
+                  steps: Sequence[float] = (), edit_splits: Sequence[str] = ("test",), device: str = "cpu",
+                  cache: ResultCache | None = None, batch_size: int = 8, seed: int = 0,
+                  progress: bool | None = None) -> list[dict[str, Any]]:
+    """Run units given only their descriptions (for other executors): build everything from the registries.
+
+    Units are grouped by (method, options, domain); the method's version and weights must match the units'.
+    """
+    from .. import registry
+
+    records: dict[str, dict[str, Any]] = {}
+    groups: dict[str, list[WorkUnit]] = {}
+    for u in units:
+        groups.setdefault(canonical_json([u.method, u.options, u.domain]), []).append(u)
+    for group in groups.values():
+        u0 = group[0]
+        domain = registry.get_domain(u0.domain)
+        inverter = registry.create_inverter(u0.method, dict(u0.options), device=device)
+        if str(inverter.version) != u0.method_version or inverter.weights_sha256(domain) != u0.weights:
+            raise ZooError(f"'{u0.method}' here (version {inverter.version}) is not the one the units were "
+                           f"planned with (version {u0.method_version} / other weights)")
+        evaluator = Evaluator(domain, {m: registry.create_metric(m, device=device) for m in metrics},
+                              {e: registry.create_editor(e) for e in editors}, steps, edit_splits, device)
+        inverter.prepare(domain)
+        for u, rec in zip(group, run_units(group, inverter, evaluator, cache=cache, batch_size=batch_size,
+                                           seed=seed, progress=progress)):
+            records[u.key] = rec
+    return [records[u.key] for u in units]

@@ -1,0 +1,28 @@
+"""The `zoo` command line (click). One module per command; plugins add commands with `register_commands(cli)`.
+
+Every ZooError or usage error prints one `Error: ...` line on stderr and exits non-zero (ZOO_DEBUG=1 shows
+tracebacks of unexpected errors).
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .group import CommandGroup, ZooCLI
+from .list_cmd import list_command
+from .plugins_cmd import plugins_command
+from .show_cmd import show_command
+from .train_cmd import train_group
+
+
+@click.group("zoo", cls=ZooCLI)
+@click.version_option(__version__, "--version", prog_name="zoo", message="%(prog)s %(version)s")
+def main() -> None:
+    """inversion-zoo: StyleGAN inversion methods, editors, domains and metrics from plugins."""
+
+
+for _command in (list_command, show_command, plugins_command, train_group):
+    main.add_command(_command)
+
+__all__ = ["CommandGroup", "ZooCLI", "main"]

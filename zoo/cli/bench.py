@@ -1,0 +1,141 @@
+"""`zoo bench`, `zoo report RUN` and `zoo compare RUN_A RUN_B` (added to the `zoo` group in zoo/cli/__init__.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ..errors import InputError, ZooError
+from .errors import error_line
+
+
+def _names(value: str | None) -> list[str] | None:
+    """'a,b' -> ['a', 'b']; 'none' -> []; None -> None (= every registered one)."""
+    if value is None:
+        return None
+    if value.strip().lower() == "none":
+        return []
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _method_options(pairs: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """('mean_latent.batch_size=4',) -> {'mean_latent': {'batch_size': '4'}}."""
+    out: dict[str, dict[str, str]] = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        method, dot, name = key.partition(".")
+        if not sep or not dot or not method or not name:
+            raise InputError(f"--option '{p}' must look like METHOD.KEY=VALUE (e.g. mean_latent.batch_size=4)")
+        out.setdefault(method.strip(), {})[name.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+@click.command("bench")
+@click.option("--methods", metavar="A,B", help="Inverters to benchmark (default: every registered inverter).")
+@click.option("--domains", default="peeps", show_default=True, metavar="A,B", help="Domains to benchmark on.")
+@click.option("--metrics", metavar="A,B", help="Metrics (default: every registered metric).")
+@click.option("--editors", metavar="A,B", help="Editors of the editing sweep (default: all; 'none' skips it).")
+@click.option("--steps", metavar="STEPS", help="Editing step sizes, '-3..3' or '-2,0,2' (default -3..3; quick -2,0,2).")
+@click.option("--limit", type=int, help="Images per split (default 64, quick 8; 0 = whole split).")
+@click.option("--quick", is_flag=True, help="Few images and steps, and the methods' quick options.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default zoo-runs/<timestamp>); "
+              "an existing run folder is resumed.")
+@click.option("--resume", is_flag=True, help="Resume the latest run under zoo-runs/ (or --out).")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False),
+              help="Benchmark the images of this folder against the domain instead of its splits.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Images per invert call for batchable methods.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-ood", is_flag=True, help="Skip the domain's out-of-domain split.")
+@click.option("--option", "-o", "option_pairs", multiple=True, metavar="METHOD.KEY=VALUE",
+              help="A method option, e.g. -o mean_latent.batch_size=4 (repeatable).")
+@click.option("--progress/--no-progress", default=None, help="tqdm bars (default: when stderr is a terminal).")
+def bench_command(methods: str | None, domains: str, metrics: str | None, editors: str | None, steps: str | None,
+                  limit: int | None, quick: bool, device: str, out: str | None, resume: bool,
+                  images_dir: str | None, batch_size: int, seed: int, no_ood: bool, option_pairs: tuple[str, ...],
+                  progress: bool | None) -> None:
+    """Benchmark inverters: reconstruction metrics, time and an editing sweep; resumable (same --out)."""
+    from ..bench import BenchConfig, run_bench
+    from ..bench.config import latest_run_dir, parse_steps
+    from ..bench.report import leaderboard_markdown
+
+    if resume and out is None:
+        latest = latest_run_dir()
+        if latest is None:
+            raise InputError("--resume: no earlier run under zoo-runs/ (give the run folder with --out)")
+        out = str(latest)
+        click.echo(f"resuming {out}", err=True)
+    config = BenchConfig(
+        methods=_names(methods), domains=_names(domains) or [], metrics=_names(metrics), editors=_names(editors),
+        steps=parse_steps(steps) if steps else None, limit=limit, quick=quick, device=device, out=out,
+        batch_size=batch_size, seed=seed, ood=not no_ood, images_dir=images_dir,
+        options=_method_options(option_pairs), progress=progress)
+    if not config.domains:
+        raise InputError("--domains needs at least one domain")
+    outcome = run_bench(config, log=lambda line: click.echo(line, err=True))
+    click.echo(leaderboard_markdown(outcome.results))
+    for name, path in outcome.outputs.items():
+        click.echo(f"{name}: {path}")
+    if outcome.failures:
+        names = ", ".join(f"{f['method']} on {f['domain']}" for f in outcome.failures)
+        raise ZooError(f"{len(outcome.failures)} method run(s) failed ({names}); the others were written; "
+                       f"rerun with --out {outcome.run_dir} to retry")
+
+
+@click.command("report")
+@click.argument("run", type=click.Path(exists=True))
+def report_command(run: str) -> None:
+    """Re-render the leaderboards and HTML report of a run (RUN = its folder or results JSON)."""
+    from ..bench import load_run, render_run
+    from ..bench.report import leaderboard_markdown
+
+    results, run_dir = load_run(run)
+    paths = render_run(results, run_dir)
+    click.echo(leaderboard_markdown(results))
+    for name, path in paths.items():
+        click.echo(f"{name}: {path}")
+
+
+def _percent(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        pct = float(value.strip().rstrip("%"))
+    except ValueError:
+        raise click.BadParameter(f"expected a percentage like 5 or 5%, got '{value}'") from None
+    if pct < 0:
+        raise click.BadParameter("must be >= 0")
+    return pct
+
+
+@click.command("compare")
+@click.argument("run_a", type=click.Path(exists=True))
+@click.argument("run_b", type=click.Path(exists=True))
+@click.option("--fail-if-worse", "fail_if_worse", metavar="PCT", help="Exit with code 3 when a metric of B is "
+              "worse than A by more than PCT percent (e.g. 5 or 5%).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.pass_context
+def compare_command(ctx: click.Context, run_a: str, run_b: str, fail_if_worse: str | None, as_json: bool) -> None:
+    """Per-metric differences of RUN_B relative to RUN_A (folders or results JSON files)."""
+    from ..bench import REGRESSION_EXIT_CODE, compare_runs, load_run, regressions
+    from ..bench.compare import format_comparison
+
+    pct = _percent(fail_if_worse)
+    rows = compare_runs(load_run(run_a)[0], load_run(run_b)[0])
+    click.echo(json.dumps(rows, indent=2, default=_json_default) if as_json else format_comparison(rows))
+    if pct is not None:
+        bad = regressions(rows, pct)
+        if bad:
+            worst = ", ".join(f"{r['method']} {r['domain']}/{r['split']} {r['metric']} {r['pct']:+.1f}%" for r in bad)
+            error_line(f"{len(bad)} metric(s) worse by more than {pct:g}%: {worst}")
+            ctx.exit(REGRESSION_EXIT_CODE)
+
+
+def _json_default(value: Any) -> Any:
+    return str(value)
+
+
+commands = (bench_command, report_command, compare_command)

@@ -1,0 +1,79 @@
+"""The `Domain` interface: a generator plus the data and models needed to benchmark inversions on it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from .cards import Card, WeightSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from torch import nn
+
+    from .stylegan2.checkpoints import LoadedGenerator
+
+AttributeScorer = Callable[[torch.Tensor], torch.Tensor]  # images [B, 3, H, W] in [-1, 1] -> scores [B]
+
+
+class Domain(ABC):
+    """A generator with data splits, an identity model, attribute scorers and editing directions.
+
+    `weights` maps a role ("generator", "identity", "attributes", "encoder/psp", ...) to a sha256-pinned WeightSpec.
+    Images are float32 [N, 3, H, W] in [-1, 1] with H = W = `resolution`.
+    """
+
+    name: ClassVar[str]
+    card: ClassVar[Card]
+    resolution: ClassVar[int]
+
+    def __init__(self) -> None:
+        self._generators: dict[str, LoadedGenerator] = {}
+
+    @property
+    @abstractmethod
+    def weights(self) -> dict[str, WeightSpec]:
+        """Every weights file of this domain by role."""
+
+    def generator(self, device: str | torch.device = "cpu") -> LoadedGenerator:
+        """The domain's generator (loaded once per device, sha256-verified) with its latent_avg [w_dim]."""
+        from .stylegan2.checkpoints import load_generator
+
+        key = str(torch.device(device))
+        if key not in self._generators:
+            path = self.weights["generator"].resolve()
+            loaded = load_generator(path, device=device)
+            for p in loaded.generator.parameters():
+                p.requires_grad_(False)
+            self._generators[key] = loaded
+        return self._generators[key]
+
+    def splits(self) -> list[str]:
+        return ["train", "test"]
+
+    @abstractmethod
+    def images(self, split: str = "test", limit: int | None = None) -> torch.Tensor:
+        """Images of a split, [N, 3, H, W] in [-1, 1] (deterministic order)."""
+
+    def labels(self, split: str = "test", limit: int | None = None) -> pd.DataFrame | None:
+        """Ground-truth labels of a split, one row per image (None when unknown)."""
+        return None
+
+    def identity_model(self, device: str | torch.device = "cpu") -> nn.Module:
+        """Embedder images [B, 3, H, W] in [-1, 1] -> L2-normalised identity embeddings [B, D]."""
+        raise NotImplementedError(f"domain '{self.name}' has no identity model")
+
+    def attribute_scorers(self, device: str | torch.device = "cpu") -> dict[str, AttributeScorer]:
+        """Named attribute scorers (e.g. smile probability, yaw) used to measure edits."""
+        return {}
+
+    def directions(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """Named editing directions in W ([w_dim] or [n_styles, w_dim])."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "resolution": self.resolution, "splits": self.splits(),
+                "card": self.card.to_dict(), "weights": {k: v.to_dict() for k, v in self.weights.items()}}

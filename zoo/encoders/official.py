@@ -1,0 +1,431 @@
+"""Load official pSp / e4e / ReStyle / HyperStyle / W-encoder `.pt` checkpoints into zoo modules.
+
+Checkpoint = `{'state_dict': {'encoder.*' | 'hypernet.*', 'decoder.*'}, 'opts': dict, ['latent_avg'], ...}`.
+* read with `torch.load(weights_only=True)`: plain `opts` dicts of builtins load; other types (argparse.Namespace,
+  pathlib.Path in StyleGAN3-editing checkpoints, ...) raise a CheckpointError that says so;
+* method from `opts['encoder_type']` (key layout as fallback), `opts` read as the official loaders do:
+  pSp/ReStyle/HyperStyle size = `output_size` (absent -> 1024), e4e size = `stylegan_size`, n_styles =
+  2*log2(size) - 2, `input_nc` (e4e and W-encoders: hard-coded 3), `learn_in_w` absent -> False,
+  `start_from_latent_avg`, HyperStyle `layers_to_tune`;
+* prefixes stripped with `k[len(name)+1:]` for keys starting with `name + '.'`;
+* encoder / hypernet and decoder loaded STRICTLY (HyperStyle: the duplicated shared-hypernet keys
+  `refinement_blocks.{L}.hypernet.*` are required, as officially; missing duplicates are filled from their alias);
+* modules are built on the meta device and the checkpoint tensors assigned (no random init, no double memory);
+  `device='meta'` checks a layout without real weights;
+* `latent_avg` returned as [n_styles, 512]; when absent it is computed as the mean of 10,000 mapped z (seeded).
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+from ..stylegan2 import Generator, LayerSlot
+from ..stylegan2.checkpoints import infer_config, sniff_format
+from .hyperstyle import DEFAULT_LAYERS_TO_TUNE_STR, SharedWeightsHyperNetResNet, run_hyperstyle
+from .psp import (
+    BackboneEncoderUsingLastLayerIntoW,
+    BackboneEncoderUsingLastLayerIntoWPlus,
+    Encoder4Editing,
+    GradualStyleEncoder,
+    WEncoder,
+)
+from .restyle import (
+    BackboneEncoder,
+    ProgressiveBackboneEncoder,
+    ResNetBackboneEncoder,
+    ResNetGradualStyleEncoder,
+    ResNetProgressiveBackboneEncoder,
+    latent_avg_wplus,
+    run_restyle,
+)
+
+# encoder_type -> (method, module class)
+ENCODER_TYPES: dict[str, tuple[str, type[nn.Module]]] = {
+    "GradualStyleEncoder": ("psp", GradualStyleEncoder),
+    "BackboneEncoderUsingLastLayerIntoW": ("psp", BackboneEncoderUsingLastLayerIntoW),
+    "BackboneEncoderUsingLastLayerIntoWPlus": ("psp", BackboneEncoderUsingLastLayerIntoWPlus),
+    "Encoder4Editing": ("e4e", Encoder4Editing),
+    "SingleStyleCodeEncoder": ("w_encoder", WEncoder),
+    "WEncoder": ("w_encoder", WEncoder),
+    "BackboneEncoder": ("restyle_psp", BackboneEncoder),
+    "ResNetBackboneEncoder": ("restyle_psp", ResNetBackboneEncoder),
+    "ResNetGradualStyleEncoder": ("restyle_psp", ResNetGradualStyleEncoder),
+    "ProgressiveBackboneEncoder": ("restyle_e4e", ProgressiveBackboneEncoder),
+    "ResNetProgressiveBackboneEncoder": ("restyle_e4e", ResNetProgressiveBackboneEncoder),
+    "SharedWeightsHyperNetResNet": ("hyperstyle", SharedWeightsHyperNetResNet),
+}
+UNSUPPORTED_TYPES = {
+    "SharedWeightsHyperNetResNetSeparable": "HyperStyle's separable-hypernet ablation is not implemented",
+}
+DEFAULT_INPUT_NC = {"psp": 3, "e4e": 3, "w_encoder": 3, "restyle_psp": 6, "restyle_e4e": 6, "hyperstyle": 6}
+ITERATIVE = ("restyle_psp", "restyle_e4e", "hyperstyle")
+
+
+def n_styles_for(size: int) -> int:
+    """Every encoder repo: n_styles = int(log2(size)) * 2 - 2 (1024 -> 18, 512 -> 16, 256 -> 14)."""
+    return int(math.log(size, 2)) * 2 - 2
+
+
+def build_encoder(
+    encoder_type: str, *, n_styles: int = 18, input_nc: int | None = None, style_dim: int = 512,
+    layer_slots: Sequence[LayerSlot] | None = None, layers_to_tune: str | Sequence[int] | None = None,
+) -> nn.Module:
+    """An encoder / hypernet in its official configuration (IR-SE50 or ResNet34, 256 input).
+
+    HyperStyle needs `layer_slots` (the generator's `layer_slots()`); `layers_to_tune` None = the released default.
+    Construct under `with torch.device('meta'):` to get the layout without allocating weights.
+    """
+    if encoder_type in UNSUPPORTED_TYPES:
+        raise CheckpointError(f"encoder_type {encoder_type!r}: {UNSUPPORTED_TYPES[encoder_type]}")
+    if encoder_type not in ENCODER_TYPES:
+        raise CheckpointError(f"unknown encoder_type {encoder_type!r} (known: {', '.join(sorted(ENCODER_TYPES))})")
+    method, cls = ENCODER_TYPES[encoder_type]
+    nc = DEFAULT_INPUT_NC[method] if input_nc is None else input_nc
+    if method == "hyperstyle":
+        if layer_slots is None:
+            raise ValueError("the HyperStyle hypernet needs the generator's layer_slots()")
+        return SharedWeightsHyperNetResNet(layer_slots, layers_to_tune, input_nc=nc)
+    if encoder_type == "BackboneEncoderUsingLastLayerIntoW":
+        return BackboneEncoderUsingLastLayerIntoW(None, nc, style_dim)
+    return cls(n_styles, nc, style_dim)  # type: ignore[call-arg]
+
+
+@dataclass
+class OfficialModel:
+    """A loaded official checkpoint.
+
+    encoder: the encoder (pSp/e4e/ReStyle/W-encoder) or hypernetwork (HyperStyle); generator: the decoder;
+    latent_avg [n_styles, 512]; opts: the checkpoint's opts dict; method: 'psp' | 'e4e' | 'restyle_psp' |
+    'restyle_e4e' | 'hyperstyle' | 'w_encoder'. HyperStyle also needs `w_encoder` (loaded from a separate file).
+    """
+
+    method: str
+    encoder_type: str
+    encoder: nn.Module
+    generator: Generator
+    latent_avg: torch.Tensor
+    opts: dict[str, Any]
+    n_styles: int
+    output_size: int
+    input_nc: int
+    start_from_latent_avg: bool
+    learn_in_w: bool = False
+    n_iters: int = 1
+    latent_avg_computed: bool = False
+    detected_by: str = "opts"  # 'opts' (encoder_type) or 'keys'
+    w_encoder: nn.Module | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Single-pass methods: images [B, 3, 256, 256] in [-1, 1] -> codes [B, n_styles, 512] (as the official
+        forward: + latent_avg when start_from_latent_avg; a `learn_in_w` w is broadcast to all styles)."""
+        if self.method in ITERATIVE:
+            raise ValueError(f"{self.method} is iterative: use invert(x) (or run_restyle / run_hyperstyle)")
+        codes = self.encoder(x)
+        if codes.ndim == 2:
+            codes = codes.unsqueeze(1).repeat(1, self.n_styles, 1)
+        if self.start_from_latent_avg or self.method == "w_encoder":
+            codes = codes + self.latent_avg.unsqueeze(0).to(codes)
+        return codes
+
+    def invert(self, x: torch.Tensor, n_iters: int | None = None) -> tuple[torch.Tensor, torch.Tensor, list | None]:
+        """Images [B, 3, 256, 256] in [-1, 1] -> (codes [B, n_styles, 512], image [B, 3, G, G], weights_deltas|None)
+        with the official inference settings (randomize_noise=False; ReStyle/HyperStyle: n_iters iterations)."""
+        n = n_iters or self.n_iters
+        if self.method in ("restyle_psp", "restyle_e4e"):
+            res = run_restyle(self.encoder, self.generator, self.latent_avg, x, n)
+            return res.codes[-1], res.images[-1], None
+        if self.method == "hyperstyle":
+            if self.w_encoder is None:
+                raise CheckpointError("HyperStyle needs its W-encoder: pass w_encoder=<faces_w_encoder.pt> to load")
+            hs = run_hyperstyle(self.encoder, self.generator, x, n, w_encoder=self.w_encoder,
+                                latent_avg=self.latent_avg)
+            return hs.codes, hs.images[-1], hs.weights_deltas
+        codes = self.encode(x)
+        image, _ = self.generator([codes], input_is_latent=True, randomize_noise=False)
+        return codes, image, None
+
+
+# --------------------------------------------------------------------------------------------- reading
+_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """torch.load(weights_only=True) with one-line CheckpointErrors."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if sniff_format(path) == "unknown":
+        raise CheckpointError(f"{path} is not a torch checkpoint (an HTML download-quota page?); download it again")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = _GLOBAL_RE.search(str(exc))
+        what = found.group(1) if found else "a non-builtin Python object"
+        raise CheckpointError(
+            f"{path}: its pickle holds {what} (e.g. opts saved as a Namespace or with pathlib paths, as in "
+            "StyleGAN3-editing checkpoints); weights-only loading refuses it: re-save it with `opts` as a plain dict "
+            "of str/int/float/bool/None"
+        ) from None
+    except Exception as exc:  # noqa: BLE001
+        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({msg})") from None
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
+    return ckpt
+
+
+def strip_prefix(sd: Mapping[str, torch.Tensor], name: str) -> dict[str, torch.Tensor]:
+    """Official `get_keys`: keys starting with `name + '.'`, with that prefix removed (`k[len(name)+1:]`)."""
+    p = name + "."
+    return {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
+
+
+def _looks_e4e(opts: Mapping[str, Any]) -> bool:
+    return any(k in opts for k in ("w_discriminator_lambda", "progressive_start", "delta_norm_lambda"))
+
+
+def detect_method(opts: Mapping[str, Any], sd: Mapping[str, torch.Tensor]) -> tuple[str, str, str]:
+    """(method, encoder_type, detected_by) from opts['encoder_type'], else from the key layout (anchors §10)."""
+    etype = opts.get("encoder_type")
+    if isinstance(etype, str) and etype in UNSUPPORTED_TYPES:
+        raise CheckpointError(f"encoder_type {etype!r}: {UNSUPPORTED_TYPES[etype]}")
+    if isinstance(etype, str) and etype in ENCODER_TYPES:
+        method = ENCODER_TYPES[etype][0]
+        if etype == "GradualStyleEncoder" and ("n_iters_per_batch" in opts or opts.get("input_nc") == 6):
+            method = "restyle_psp"  # ReStyle's selectable FPN encoder
+        return method, etype, "opts"
+    keys = set(sd)
+    if any(k.startswith("hypernet.") for k in keys):
+        etype = "SharedWeightsHyperNetResNet"
+    elif "encoder.latlayer1.weight" in keys:
+        if "encoder.conv1.weight" in keys:
+            etype = "ResNetGradualStyleEncoder"
+        elif "stylegan_size" in opts and "output_size" not in opts:
+            etype = "Encoder4Editing"
+        else:
+            etype = "GradualStyleEncoder"
+    elif "encoder.conv1.weight" in keys and "encoder.styles.0.linear.weight" in keys:
+        etype = "ResNetProgressiveBackboneEncoder" if _looks_e4e(opts) else "ResNetBackboneEncoder"
+    elif "encoder.styles.0.linear.weight" in keys:
+        etype = "ProgressiveBackboneEncoder" if _looks_e4e(opts) else "BackboneEncoder"
+    elif "encoder.output_layer_2.0.weight" in keys:
+        etype = "BackboneEncoderUsingLastLayerIntoWPlus"
+    elif "encoder.linear.weight" in keys:
+        etype = "BackboneEncoderUsingLastLayerIntoW" if opts.get("learn_in_w") else "WEncoder"
+    else:
+        raise CheckpointError(
+            "cannot tell which encoder this is: no known opts['encoder_type'] "
+            f"({opts.get('encoder_type')!r}) and no encoder./hypernet. keys in state_dict"
+        )
+    method, _ = ENCODER_TYPES[etype]
+    if etype == "GradualStyleEncoder" and ("n_iters_per_batch" in opts or opts.get("input_nc") == 6):
+        method = "restyle_psp"
+    return method, etype, "keys"
+
+
+# --------------------------------------------------------------------------------------------- strict loading
+def _shape(t: torch.Tensor) -> list[int]:
+    return list(t.shape)
+
+
+def _fill_aliases(module: nn.Module, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys that name the same tensor in `module` (shared submodules): fill the absent ones from a present one."""
+    groups: dict[int, list[str]] = {}
+    for k, v in module.state_dict(keep_vars=True).items():
+        groups.setdefault(id(v), []).append(k)
+    out = dict(sd)
+    for names in groups.values():
+        if len(names) < 2:
+            continue
+        present = [n for n in names if n in out]
+        if present:
+            for n in names:
+                out.setdefault(n, out[present[0]])
+    return out
+
+
+def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], what: str, hint: str = "") -> None:
+    """Strict load by assignment (module may live on the meta device); mismatches -> one-line CheckpointError."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in sd]
+    unexpected = [k for k in sd if k not in expected]
+    mismatched = [k for k in expected if k in sd and _shape(sd[k]) != _shape(expected[k])]
+    if missing or unexpected or mismatched:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s) (e.g. {missing[0]!r})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s) (e.g. {unexpected[0]!r})")
+        if mismatched:
+            k = mismatched[0]
+            parts.append(f"size mismatch for {k!r}: checkpoint {_shape(sd[k])} vs model {_shape(expected[k])}")
+        raise CheckpointError(f"{what} does not fit: {'; '.join(parts)}" + (f" ({hint})" if hint else ""))
+    module.load_state_dict(dict(sd), strict=True, assign=True)
+
+
+def _prepare(sd: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    out, seen = {}, {}
+    for k, v in sd.items():
+        if not isinstance(v, torch.Tensor):
+            raise CheckpointError(f"state_dict entry {k!r} is a {type(v).__name__}, not a tensor")
+        key = id(v)
+        if key not in seen:  # keep aliased tensors aliased
+            t = v.float() if v.is_floating_point() else v
+            seen[key] = t.to(device)
+        out[k] = seen[key]
+    return out
+
+
+def _build_decoder(sd: dict[str, torch.Tensor], size: int, device: torch.device, what: str) -> Generator:
+    if not sd:
+        raise CheckpointError(f"{what}: state_dict has no 'decoder.*' keys")
+    cfg = infer_config(sd)
+    if cfg.size != size:
+        raise CheckpointError(
+            f"{what}: opts say the generator is {size}x{size} but the decoder weights are {cfg.size}x{cfg.size}"
+        )
+    with torch.device("meta"):
+        g = Generator(**cfg.__dict__)
+    load_strict(g, sd, f"{what} decoder")
+    return g.to(device).eval()
+
+
+@torch.no_grad()
+def compute_latent_avg(generator: Generator, n: int = 10_000, seed: int = 0) -> torch.Tensor:
+    """Mean of `n` mapped z ~ N(0, I) (seeded) -> [style_dim] (the encoder repos use mean_latent(10000))."""
+    if generator.device.type == "meta":
+        return torch.zeros(generator.style_dim, device="meta")
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    z = torch.randn(n, generator.style_dim, generator=gen).to(generator.device)
+    return generator.style(z).mean(0)
+
+
+# --------------------------------------------------------------------------------------------- main entry
+def _as_checkpoint(source: str | Path | Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    if isinstance(source, Mapping):
+        return dict(source), "checkpoint"
+    return read_checkpoint(source), str(source)
+
+
+def _opts_dict(ckpt: Mapping[str, Any], what: str) -> dict[str, Any]:
+    opts = ckpt.get("opts", {})
+    if opts is None:
+        return {}
+    if isinstance(opts, Mapping):
+        return dict(opts)
+    if hasattr(opts, "__dict__"):  # an argparse.Namespace given directly (files with one are refused when read)
+        return dict(vars(opts))
+    raise CheckpointError(f"{what}: 'opts' is a {type(opts).__name__}, expected a dict")
+
+
+def load_official(
+    source: str | Path | Mapping[str, Any], *, device: str | torch.device = "cpu",
+    w_encoder: str | Path | Mapping[str, Any] | None = None, n_mean_latent: int = 10_000,
+) -> OfficialModel:
+    """Load an official pSp / e4e / ReStyle / HyperStyle / W-encoder checkpoint (path or already-loaded dict).
+
+    w_encoder: HyperStyle's W-encoder checkpoint (official `w_encoder_checkpoint_path`); when None, the path stored in
+    the HyperStyle opts is used if that file exists, else the model is returned without it (see `notes`).
+    """
+    device = torch.device(device)
+    ckpt, what = _as_checkpoint(source)
+    if "g_ema" in ckpt and "state_dict" not in ckpt:
+        raise CheckpointError(f"{what} is a StyleGAN2 generator file (g_ema), not an encoder checkpoint")
+    sd_all = ckpt.get("state_dict")
+    if not isinstance(sd_all, Mapping):
+        raise CheckpointError(f"{what} has no 'state_dict' (top-level keys: {sorted(ckpt)[:8]})")
+    opts = _opts_dict(ckpt, what)
+    method, etype, detected_by = detect_method(opts, sd_all)
+    notes: list[str] = []
+
+    size_key = "stylegan_size" if method == "e4e" or etype == "SingleStyleCodeEncoder" else "output_size"
+    size = int(opts.get(size_key) or 1024)
+    if size_key not in opts:
+        notes.append(f"opts has no {size_key}: assumed 1024 (as the official inference scripts do)")
+    n_styles = n_styles_for(size)
+    if method in ("e4e", "w_encoder"):
+        input_nc = 3  # hard-coded in Encoder4Editing / WEncoder / SingleStyleCodeEncoder
+    else:
+        input_nc = int(opts.get("input_nc", DEFAULT_INPUT_NC[method]))
+    learn_in_w = bool(opts.get("learn_in_w", False))
+    start_from_avg = method in ITERATIVE or method == "w_encoder" or bool(opts.get("start_from_latent_avg", False))
+
+    sd = _prepare(sd_all, device)
+    generator = _build_decoder(strip_prefix(sd, "decoder"), size, device, what)
+    prefix = "hypernet" if method == "hyperstyle" else "encoder"
+    layers_to_tune = opts.get("layers_to_tune", DEFAULT_LAYERS_TO_TUNE_STR) if method == "hyperstyle" else None
+    with torch.device("meta"):
+        encoder = build_encoder(etype, n_styles=n_styles, input_nc=input_nc, style_dim=generator.style_dim,
+                                layer_slots=generator.layer_slots(), layers_to_tune=layers_to_tune)
+    enc_sd = strip_prefix(sd, prefix)
+    if method == "hyperstyle":
+        enc_sd = _fill_aliases(encoder, enc_sd)
+    hint = f"opts: encoder_type={etype}, {size_key}={size} -> {n_styles} styles, input_nc={input_nc}"
+    load_strict(encoder, enc_sd, f"{what} {prefix}", hint)
+    encoder.eval()
+
+    latent_avg = ckpt.get("latent_avg")
+    computed = latent_avg is None
+    if computed:
+        latent_avg = compute_latent_avg(generator, n_mean_latent)
+        notes.append(f"checkpoint has no latent_avg: computed from {n_mean_latent} mapped samples")
+    if not isinstance(latent_avg, torch.Tensor) or latent_avg.shape[-1] != generator.style_dim:
+        raise CheckpointError(f"{what}: latent_avg must be a [n_styles, {generator.style_dim}] or "
+                              f"[{generator.style_dim}] tensor")
+    try:
+        latent_avg = latent_avg_wplus(latent_avg.float().to(device), n_styles).clone()
+    except ValueError as exc:
+        raise CheckpointError(f"{what}: {exc}") from None
+
+    model = OfficialModel(
+        method=method, encoder_type=etype, encoder=encoder, generator=generator, latent_avg=latent_avg, opts=opts,
+        n_styles=n_styles, output_size=size, input_nc=input_nc, start_from_latent_avg=start_from_avg,
+        learn_in_w=learn_in_w, n_iters=5 if method in ITERATIVE else 1, latent_avg_computed=computed,
+        detected_by=detected_by, notes=notes,
+    )
+    if method == "hyperstyle":
+        _attach_w_encoder(model, w_encoder, device)
+    return model
+
+
+def load_w_encoder(
+    source: str | Path | Mapping[str, Any], *, encoder_type: str = "WEncoder", output_size: int = 1024,
+    device: str | torch.device = "cpu", style_dim: int = 512,
+) -> nn.Module:
+    """HyperStyle's W-encoder as the official code builds it: `encoder_type` (opts.w_encoder_type) with input_nc 3
+    and the HyperStyle output_size, whatever the file's own opts say; `encoder.*` keys loaded strictly."""
+    device = torch.device(device)
+    ckpt, what = _as_checkpoint(source)
+    sd_all = ckpt.get("state_dict")
+    if not isinstance(sd_all, Mapping):
+        raise CheckpointError(f"W-encoder {what} has no 'state_dict'")
+    with torch.device("meta"):
+        enc = build_encoder(encoder_type, n_styles=n_styles_for(output_size), input_nc=3, style_dim=style_dim)
+    hint = "a W-encoder checkpoint (e.g. faces_w_encoder.pt) is needed, not an e4e/pSp one"
+    load_strict(enc, strip_prefix(_prepare(sd_all, device), "encoder"), f"W-encoder {what}", hint)
+    return enc.eval()
+
+
+def _attach_w_encoder(model: OfficialModel, source: str | Path | Mapping[str, Any] | None,
+                      device: torch.device) -> None:
+    if source is None:
+        stored = model.opts.get("w_encoder_checkpoint_path")
+        if isinstance(stored, str) and Path(stored).is_file():
+            source = stored
+        else:
+            model.notes.append(f"W-encoder not loaded (opts path {stored!r} not found): pass w_encoder=...")
+            return
+    etype = model.opts.get("w_encoder_type") or "WEncoder"
+    model.w_encoder = load_w_encoder(source, encoder_type=etype, output_size=model.output_size, device=device,
+                                     style_dim=model.generator.style_dim)

@@ -1,0 +1,90 @@
+"""The `Inverter` interface every inversion method implements."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import torch
+
+from .cards import Card
+from .errors import InputError
+from .options import NoOptions, make_options
+
+if TYPE_CHECKING:
+    from .domain import Domain
+    from .inversion import Inversion
+
+Kind = Literal["optimization", "encoder", "hybrid"]
+
+
+class Inverter(ABC):
+    """Maps images [B, 3, H, W] in [-1, 1] (H = W = the domain's resolution) to an `Inversion`.
+
+    Subclasses set the class attributes and implement `invert`. Weights are loaded in `prepare(domain)` (cached
+    per domain) so that timing never includes loading. `version` is part of the bench cache key: bump it whenever
+    a change alters results.
+    """
+
+    name: ClassVar[str]
+    kind: ClassVar[Kind]
+    latent_space: ClassVar[str]  # "W", "W+", "W+ & weights", ...
+    changes_generator: ClassVar[bool] = False
+    card: ClassVar[Card]
+    version: ClassVar[str] = "1"
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, options: Any = None, device: str | torch.device = "cpu", **overrides: Any) -> None:
+        if options is None or isinstance(options, dict):
+            options = make_options(self.Options, {**(options or {}), **overrides})
+        elif overrides:
+            raise TypeError("pass either an Options instance or keyword overrides, not both")
+        self.options = options
+        self.device = torch.device(device)
+        self._prepared: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def prepare(self, domain: Domain) -> Any:
+        """Load everything this method needs for `domain` (cached); returns the per-domain state."""
+        if domain.name not in self._prepared:
+            self._prepared[domain.name] = self.load(domain)
+        return self._prepared[domain.name]
+
+    def load(self, domain: Domain) -> Any:
+        """Override to load weights for `domain`; the default needs only the domain's generator."""
+        return domain.generator(self.device)
+
+    def weights_sha256(self, domain: Domain) -> dict[str, str]:
+        """sha256 of every weights file the method uses on `domain` (goes into result files and cache keys)."""
+        return {"generator": domain.weights["generator"].sha256} if "generator" in domain.weights else {}
+
+    # ------------------------------------------------------------------ inversion
+    @abstractmethod
+    def invert(self, images: torch.Tensor, domain: Domain, *, progress: bool = False) -> Inversion:
+        """Invert images [B, 3, H, W] in [-1, 1]; returns an Inversion with per-image seconds."""
+
+    def check_images(self, images: torch.Tensor, domain: Domain) -> torch.Tensor:
+        """Validate shape/range and move to the device (raises InputError with the expected shape)."""
+        r = domain.resolution
+        if images.ndim != 4 or images.shape[1] != 3 or images.shape[2:] != (r, r):
+            raise InputError(f"{self.name}: images must be [B, 3, {r}, {r}] for domain '{domain.name}', "
+                             f"got {list(images.shape)}")
+        if images.min() < -1.01 or images.max() > 1.01:
+            raise InputError(f"{self.name}: images must be in [-1, 1] (got [{images.min():.2f}, {images.max():.2f}])")
+        return images.to(self.device, torch.float32)
+
+    @staticmethod
+    def clock() -> float:
+        """Wall clock for per-image timings (synchronises CUDA first)."""
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        from .options import option_table
+
+        return {"name": cls.name, "kind": cls.kind, "latent_space": cls.latent_space,
+                "changes_generator": cls.changes_generator, "version": cls.version,
+                "card": cls.card.to_dict(), "options": option_table(cls.Options)}

@@ -1,0 +1,1 @@
+"""Training loops shared by domains and methods (GAN generator; encoders arrive with their plugins)."""
