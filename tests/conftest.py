@@ -25,7 +25,13 @@ def load_reference():
     return _load
 
 
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory) -> Path:
+    """One cache dir per test session (renders and converted weights are made once, never in the user's cache)."""
+    return tmp_path_factory.mktemp("zoo_home")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory, monkeypatch):
-    """Keep every test's cache inside a temp dir unless it sets ZOO_HOME itself."""
-    monkeypatch.setenv("ZOO_HOME", str(tmp_path_factory.mktemp("zoo_home")))
+def _isolated_home(session_home, monkeypatch):
+    """Keep the caches of tests inside the session temp dir unless a test sets ZOO_HOME itself."""
+    monkeypatch.setenv("ZOO_HOME", str(session_home))

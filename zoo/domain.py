@@ -44,6 +44,11 @@ class Domain(ABC):
 
         key = str(torch.device(device))
         if key not in self._generators:
+            if "generator" not in self.weights:
+                from .errors import CheckpointError
+
+                raise CheckpointError(f"domain '{self.name}' has no generator weights registered "
+                                      f"(train one: `zoo train generator --domain {self.name}`)")
             path = self.weights["generator"].resolve()
             loaded = load_generator(path, device=device)
             for p in loaded.generator.parameters():

@@ -29,6 +29,7 @@ class BenchConfig:
     timing_images: images timed one by one at batch size 1 (the first `warmup` are discarded).
     throughput_batch: batch size of the throughput measurement (batchable methods only).
     images_dir: benchmark a user folder against the (single) domain instead of its splits.
+    threads: torch.set_num_threads for the run (recorded with the timings; None keeps torch's default).
     options: per-method option overrides {method: {key: value}} (strings are converted to the declared types).
     """
 
@@ -52,6 +53,8 @@ class BenchConfig:
     images_dir: str | None = None
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     grid_images: int = 8
+    threads: int | None = None  # torch CPU threads for the run (None: leave torch's default)
+    report: bool = True  # render leaderboards and HTML (False: results.json and rows only; `zoo report` later)
     progress: bool | None = None  # None: tqdm bars only when stderr is a terminal
     fail_fast: bool = False  # re-raise a method's error instead of recording it and going on
 
@@ -69,6 +72,8 @@ class BenchConfig:
             c.timing_images = 3 if c.quick else 9
         if c.throughput_batch is None:
             c.throughput_batch = min(c.batch_size, 4) if c.quick else c.batch_size
+        if c.threads is not None and c.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {c.threads}")
         if c.batch_size < 1 or c.throughput_batch < 1:
             raise InputError(f"batch sizes must be >= 1 (got --batch-size {c.batch_size})")
         if c.timing_images < c.warmup + 1:

@@ -7,6 +7,7 @@ one recomputed later from the cache agree exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -57,6 +58,16 @@ def matching_scorers(direction: str, scorers: Sequence[str]) -> tuple[str, ...]:
     """The scorer named like the direction (case-insensitive) if there is one, else all scorers."""
     same = tuple(s for s in scorers if s.lower() == direction.lower())
     return same or tuple(scorers)
+
+
+def editor_version(editor: Editor) -> str:
+    """The editor's version, plus a short digest of its options when it has any ('1', '1+3f2a9c1d')."""
+    opts = editor.options
+    fields = dataclasses.asdict(opts) if dataclasses.is_dataclass(opts) else {}
+    if not fields:
+        return str(editor.version)
+    digest = hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{editor.version}+{digest}"
 
 
 def domain_fingerprint(domain: Domain) -> str:
@@ -144,9 +155,10 @@ class Evaluator:
                 continue
             if not directions:
                 self.notes.append(f"editor '{name}' has no directions on '{self.domain.name}'")
+            version = editor_version(editor)
             for direction in directions:
                 scorers = matching_scorers(direction, list(self.scorers))
-                out.extend(EditTarget(name, str(editor.version), direction, s, scorers) for s in self.steps)
+                out.extend(EditTarget(name, version, direction, s, scorers) for s in self.steps)
         return out
 
     # ------------------------------------------------------------------ what is left to do for a record

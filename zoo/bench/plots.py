@@ -14,14 +14,14 @@ from .report import ARROW, method_timing
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
 
 
 def _grid(n: int, width: float = 4.0, height: float = 3.2) -> tuple[Figure, list[Any]]:
     cols = min(n, 3)
     rows = math.ceil(n / cols)
-    fig = Figure(figsize=(width * cols, height * rows))
+    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
     axes = [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
     return fig, axes
 
@@ -50,6 +50,7 @@ def quality_vs_time(results: Mapping[str, Any], domain: str, split: str) -> byte
             ax.errorbar([t], [a["mean"]], yerr=[a["stderr"] or 0.0], fmt="o", capsize=3, label=method)
             ax.annotate(method, (t, a["mean"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xscale("log")
+        ax.margins(x=0.25, y=0.1)
         ax.set_xlabel("time per image (s, batch 1, log)")
         ax.set_ylabel(f"{name} {ARROW[bool(metrics[name]['higher_is_better'])]}")
         ax.grid(True, which="both", alpha=0.3)

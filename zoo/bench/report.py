@@ -106,7 +106,9 @@ def edit_frames(results: Mapping[str, Any]) -> list[tuple[str, pd.DataFrame]]:
     df["scorer"] = df["scorer"].fillna("")
     out = []
     keys = ["domain", "split", "editor", "direction", "measure", "scorer"]
-    for key, part in df.groupby(keys, sort=False):
+    df = df.assign(_id_first=df["measure"] != "id")
+    order = ["domain", "split", "editor", "direction", "_id_first", "scorer"]
+    for key, part in df.sort_values(order, kind="stable").groupby(keys, sort=False):
         domain, split, editor, direction, measure, scorer = key
         cells = part.assign(cell=[fmt(m, s) for m, s in zip(part["mean"], part["stderr"])])
         table = cells.pivot(index="method", columns="step", values="cell")

@@ -186,8 +186,8 @@ def environment(device: str) -> dict[str, Any]:
         "python": platform.python_version(), "implementation": platform.python_implementation(),
         "torch": torch.__version__, "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else
-        (platform.processor() or platform.machine()), "threads": torch.get_num_threads(),
+        "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name(),
+        "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(), "platform": platform.platform(),
         "machine": platform.machine(),
     }
@@ -197,6 +197,17 @@ def environment(device: str) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - provenance must never break a run
         env["plugins"] = []
     return env
+
+
+def cpu_name() -> str:
+    """The CPU model ('model name' in /proc/cpuinfo on Linux), else platform.processor() or the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def git_info(path: str | Path | None = None) -> dict[str, Any] | None:

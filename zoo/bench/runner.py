@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ..metric import Metric
 
 Log = Callable[[str], None]
+PAPER_ORDER = ("id", "ms_ssim", "lpips", "l2")  # HyperStyle Table 1 column order; other metrics follow by name
 
 
 @dataclass
@@ -79,7 +80,8 @@ def resolve(config: BenchConfig) -> Plan:
         options[n] = {**quick, **config.options.get(n, {})}
         make_options(cls.Options, options[n])  # fail now on a bad option, not after an hour
     domains = {n: registry.get_domain(n) for n in config.domains}
-    metric_names = list(config.metrics) if config.metrics is not None else registry.list_metrics()
+    metric_names = list(config.metrics) if config.metrics is not None else sorted(
+        registry.list_metrics(), key=lambda n: (PAPER_ORDER.index(n) if n in PAPER_ORDER else len(PAPER_ORDER), n))
     metrics = {n: registry.create_metric(n, device=config.device) for n in metric_names}
     editor_names = list(config.editors) if config.editors is not None else registry.list_editors()
     editors = {n: registry.create_editor(n) for n in editor_names}
@@ -88,12 +90,22 @@ def resolve(config: BenchConfig) -> Plan:
 
 def run_bench(config: BenchConfig, *, log: Log | None = None) -> BenchOutcome:
     """Run (or resume) a benchmark into `config.out`; returns the results and the paths of the outputs."""
-    from .. import registry
-    from .report import output_paths, render_run
-
     log = log or _stderr
     cfg = config.resolved()
     plan = resolve(cfg)
+    threads = torch.get_num_threads()
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    try:
+        return _run(cfg, plan, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
+    from .. import registry
+    from .report import output_paths, render_run
+
     run_dir = Path(cfg.out)
     run_dir.mkdir(parents=True, exist_ok=True)
     cache = ResultCache(run_dir / "cache")
@@ -156,6 +168,9 @@ def run_bench(config: BenchConfig, *, log: Log | None = None) -> BenchOutcome:
                 log(f"error: {mname} on {dname} failed: {one_line(exc)} (rerun with the same --out to retry)")
                 done = {r["key"] for r in records if "key" in r}
                 records += [r for u in units_all if u.key not in done and (r := cache.load(u.key)) is not None]
+        domains_info[dname]["evaluation"] = evaluator.describe()
+        for note in domains_info[dname]["evaluation"]["notes"]:
+            log(f"note: {note}")
 
     metrics_info = {n: {"higher_is_better": bool(m.higher_is_better), "version": str(m.version),
                         "title": m.card.title} for n, m in plan.metrics.items()}
@@ -170,11 +185,11 @@ def run_bench(config: BenchConfig, *, log: Log | None = None) -> BenchOutcome:
                                                              metrics_info.items()}, unavailable),
         "timing": timing, "edit_aggregates": res.aggregate_edits(records), "failures": failures,
         "inputs": inputs_info, "grids": grids, "rows_path": res.ROWS_FILE,
-        "outputs": {k: str(p.relative_to(run_dir)) for k, p in output_paths(run_dir).items()},
+        "outputs": {k: str(p.relative_to(run_dir)) for k, p in output_paths(run_dir).items()} if cfg.report else {},
     }
     res.write_rows(run_dir / res.ROWS_FILE, res.unit_rows(records))
     res.write_results(run_dir, results)
-    outputs = render_run(results, run_dir)
+    outputs = render_run(results, run_dir) if cfg.report else {}
     return BenchOutcome(results, run_dir, {"results": run_dir / res.RESULTS_FILE, **outputs}, failures)
 
 

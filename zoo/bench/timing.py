@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
+from .results import cpu_name
 from .units import canonical_json, image_sha256, is_batchable, resolved_options
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ def timing_env(inverter: Inverter, domain: Domain) -> dict[str, Any]:
     """Device (with GPU name), dtype of the method's generator, CPU thread count, TF32 / cuDNN flags."""
     dev = inverter.device
     env: dict[str, Any] = {"device": str(dev), "threads": torch.get_num_threads(), "dtype": _dtype(inverter, domain),
-                           "processor": platform.processor() or platform.machine()}
+                           "processor": cpu_name()}
     if dev.type == "cuda":
         env.update(device_name=torch.cuda.get_device_name(dev), cudnn_benchmark=torch.backends.cudnn.benchmark,
                    tf32_matmul=torch.backends.cuda.matmul.allow_tf32, tf32_cudnn=torch.backends.cudnn.allow_tf32)

@@ -74,6 +74,9 @@ class WorkUnit:
         """sha256 hex digest of the canonical JSON of `identity()`."""
         return hashlib.sha256(canonical_json(self.identity()).encode()).hexdigest()
 
+    def __hash__(self) -> int:
+        return hash(self.key)
+
     def to_dict(self) -> dict[str, Any]:
         return {**self.identity(), "source": self.source}
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .bench import bench_command, compare_command, report_command
 from .group import CommandGroup, ZooCLI
 from .list_cmd import list_command
 from .plugins_cmd import plugins_command
 from .show_cmd import show_command
 from .train_cmd import train_group
+from .weights_cmd import weights_command
 
 
 @click.group("zoo", cls=ZooCLI)
@@ -22,7 +24,8 @@ def main() -> None:
     """inversion-zoo: StyleGAN inversion methods, editors, domains and metrics from plugins."""
 
 
-for _command in (list_command, show_command, plugins_command, train_group):
+for _command in (list_command, show_command, plugins_command, train_group, bench_command, report_command,
+                 compare_command, weights_command):
     main.add_command(_command)
 
 __all__ = ["CommandGroup", "ZooCLI", "main"]

@@ -52,11 +52,13 @@ def _method_options(pairs: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @click.option("--no-ood", is_flag=True, help="Skip the domain's out-of-domain split.")
 @click.option("--option", "-o", "option_pairs", multiple=True, metavar="METHOD.KEY=VALUE",
               help="A method option, e.g. -o mean_latent.batch_size=4 (repeatable).")
+@click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads (default: torch's choice).")
+@click.option("--no-report", is_flag=True, help="Write results.json and rows only (render later: zoo report).")
 @click.option("--progress/--no-progress", default=None, help="tqdm bars (default: when stderr is a terminal).")
 def bench_command(methods: str | None, domains: str, metrics: str | None, editors: str | None, steps: str | None,
                   limit: int | None, quick: bool, device: str, out: str | None, resume: bool,
                   images_dir: str | None, batch_size: int, seed: int, no_ood: bool, option_pairs: tuple[str, ...],
-                  progress: bool | None) -> None:
+                  threads: int | None, no_report: bool, progress: bool | None) -> None:
     """Benchmark inverters: reconstruction metrics, time and an editing sweep; resumable (same --out)."""
     from ..bench import BenchConfig, run_bench
     from ..bench.config import latest_run_dir, parse_steps
@@ -72,7 +74,8 @@ def bench_command(methods: str | None, domains: str, metrics: str | None, editor
         methods=_names(methods), domains=_names(domains) or [], metrics=_names(metrics), editors=_names(editors),
         steps=parse_steps(steps) if steps else None, limit=limit, quick=quick, device=device, out=out,
         batch_size=batch_size, seed=seed, ood=not no_ood, images_dir=images_dir,
-        options=_method_options(option_pairs), progress=progress)
+        options=_method_options(option_pairs), threads=threads, report=not no_report,
+        progress=progress)
     if not config.domains:
         raise InputError("--domains needs at least one domain")
     outcome = run_bench(config, log=lambda line: click.echo(line, err=True))
