@@ -29,6 +29,7 @@ class Domain(ABC):
     name: ClassVar[str]
     card: ClassVar[Card]
     resolution: ClassVar[int]
+    embedded: ClassVar[bool] = False  # a small offline domain: methods use their `embedded_options()`
 
     def __init__(self) -> None:
         self._generators: dict[str, LoadedGenerator] = {}

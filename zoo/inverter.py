@@ -59,6 +59,11 @@ class Inverter(ABC):
         """sha256 of every weights file the method uses on `domain` (goes into result files and cache keys)."""
         return {"generator": domain.weights["generator"].sha256} if "generator" in domain.weights else {}
 
+    @classmethod
+    def embedded_options(cls) -> dict[str, Any]:
+        """Documented option overrides for the small embedded domains (Options defaults = paper configuration)."""
+        return {}
+
     # ------------------------------------------------------------------ inversion
     @abstractmethod
     def invert(self, images: torch.Tensor, domain: Domain, *, progress: bool = False) -> Inversion:

@@ -36,8 +36,8 @@ def _sample_scores(domain, n: int, seed: int):
     return torch.cat(ws), {k: torch.cat([s[k] for s in scores]) for k in keys}
 
 
-def fit_logistic(w: torch.Tensor, y: torch.Tensor, l2: float = 1e-3, iters: int = 200) -> torch.Tensor:
-    """Unit normal of a logistic-regression boundary on standardised... centred w; y in {0,1}."""
+def fit_logistic(w: torch.Tensor, y: torch.Tensor, l2: float = 1e-3, iters: int = 200) -> tuple[torch.Tensor, float]:
+    """(unit normal, training accuracy) of an L2-regularised logistic-regression boundary on centred w; y in {0,1}."""
     x = w - w.mean(0)
     coef = torch.zeros(x.shape[1], requires_grad=True)
     bias = torch.zeros(1, requires_grad=True)
@@ -50,7 +50,9 @@ def fit_logistic(w: torch.Tensor, y: torch.Tensor, l2: float = 1e-3, iters: int 
         return loss
 
     opt.step(closure)
-    return coef.detach() / coef.detach().norm()
+    with torch.no_grad():
+        acc = float(((x @ coef + bias > 0).float() == y).float().mean())
+    return coef.detach() / coef.detach().norm(), acc
 
 
 def fit_linear(w: torch.Tensor, y: torch.Tensor, l2: float = 1e-2) -> torch.Tensor:
@@ -70,9 +72,8 @@ def run_directions() -> dict:
     report: dict[str, dict] = {}
     for name in ATTRIBUTES:
         y = (scores[name] > 0.5).float()
-        n = fit_logistic(w, y)
+        n, acc = fit_logistic(w, y)
         proj = (w - w.mean(0)) @ n
-        acc = float(((proj > 0).float() == y).float().mean()) if 0 < y.mean() < 1 else float("nan")
         dirs[name] = n * proj.std()
         report[name] = {"positive_rate": round(float(y.mean()), 3), "boundary_accuracy": round(acc, 3),
                         "step_unit_w_norm": round(float(proj.std()), 4)}

@@ -39,6 +39,7 @@ class PeepsDomain(Domain):
 
     name = "peeps"
     resolution = 32
+    embedded = True
     is_face = False
     card = Card(
         title="peeps: DiceBear open-peeps avatars with a CPU-trained StyleGAN2",

@@ -98,12 +98,17 @@ def unavailable_notes(results: Mapping[str, Any], domain: str) -> list[str]:
     return [f"`{m}` unavailable: {r}" for m, r in notes.items()]
 
 
-def edit_frames(results: Mapping[str, Any]) -> list[tuple[str, pd.DataFrame]]:
-    """(title, table) per (domain, split, editor, direction, measure): rows = methods, columns = steps."""
+def edit_frames(results: Mapping[str, Any], matched_only: bool = False) -> list[tuple[str, pd.DataFrame]]:
+    """(title, table) per (domain, split, editor, direction, measure): rows = methods, columns = steps.
+
+    `matched_only` keeps, besides ID, only the attribute whose scorer is named like the direction (the Markdown
+    leaderboard; every scorer of unnamed directions such as GANSpace's pc0 stays in edits.csv)."""
     df = pd.DataFrame(results.get("edit_aggregates", []))
     if df.empty:
         return []
     df["scorer"] = df["scorer"].fillna("")
+    if matched_only:
+        df = df[(df["measure"] == "id") | (df["scorer"] == df["direction"])]
     out = []
     keys = ["domain", "split", "editor", "direction", "measure", "scorer"]
     df = df.assign(_id_first=df["measure"] != "id")
@@ -145,10 +150,11 @@ def markdown(results: Mapping[str, Any]) -> str:
              + ("" if results.get("leaderboard_eligible") else " · not leaderboard-eligible (limit/quick/folder)"),
              ""]
     lines += leaderboard_markdown(results).splitlines() + [""]
-    frames = edit_frames(results)
+    frames = edit_frames(results, matched_only=True)
     if frames:
         lines += ["## Editing sweep", "", "Columns are step sizes; ID kept = cosine similarity of identity "
-                  "embeddings of the edited and the unedited inversion; Δ = attribute score change.", ""]
+                  "embeddings of the edited and the unedited inversion; Δ = change of the attribute scorer named "
+                  "like the direction (every scorer of every direction: edits.csv).", ""]
         for title, table in frames:
             lines += [f"### {title}", "", table.to_markdown(index=False, disable_numparse=True), ""]
     for f in results.get("failures", []):

@@ -74,12 +74,15 @@ def resolve(config: BenchConfig) -> Plan:
         if n not in methods:
             raise InputError(f"options given for '{n}', which is not among the benchmarked methods "
                              f"({', '.join(methods)})")
+    domains = {n: registry.get_domain(n) for n in config.domains}
+    embedded = all(getattr(d, "embedded", False) for d in domains.values())
     options: dict[str, dict[str, Any]] = {}
     for n, cls in methods.items():
+        # paper defaults < the method's documented embedded-domain settings < --quick < the user's -o options
+        small = dict(cls.embedded_options()) if embedded and hasattr(cls, "embedded_options") else {}
         quick = dict(cls.quick_options()) if config.quick and hasattr(cls, "quick_options") else {}
-        options[n] = {**quick, **config.options.get(n, {})}
+        options[n] = {**small, **quick, **config.options.get(n, {})}
         make_options(cls.Options, options[n])  # fail now on a bad option, not after an hour
-    domains = {n: registry.get_domain(n) for n in config.domains}
     metric_names = list(config.metrics) if config.metrics is not None else sorted(
         registry.list_metrics(), key=lambda n: (PAPER_ORDER.index(n) if n in PAPER_ORDER else len(PAPER_ORDER), n))
     metrics = {n: registry.create_metric(n, device=config.device) for n in metric_names}

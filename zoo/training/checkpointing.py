@@ -39,3 +39,24 @@ def save_atomic(obj: Any, path: str | Path) -> None:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def compact_training_state(src: str | Path, dst: str | Path) -> int:
+    """Copy a training `state.pt` with optimiser moments stored in bfloat16 (weights stay fp32), so a resumable
+    run fits in a small committed file; torch casts the moments back to fp32 when the optimiser loads them.
+    Returns the size in bytes."""
+
+    def shrink(obj: Any) -> Any:
+        if isinstance(obj, torch.Tensor):
+            return obj.to(torch.bfloat16) if obj.is_floating_point() and obj.numel() > 1 else obj
+        if isinstance(obj, dict):
+            return {k: shrink(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [shrink(v) for v in obj]
+        return obj
+
+    st = load_checkpoint(src)
+    for key in [k for k in st if k.endswith("_optim")]:
+        st[key] = {"state": shrink(st[key]["state"]), "param_groups": st[key]["param_groups"]}
+    save_atomic(st, dst)
+    return Path(dst).stat().st_size

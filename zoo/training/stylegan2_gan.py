@@ -118,6 +118,7 @@ def train_gan(
         raise ValueError(f"images are {images.shape[1]}px but the config says size={cfg.size}")
     data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # uint8 [N, 3, H, W]
 
+    random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)  # init; a resume restores RNGs
     g, d, g_ema = build_models(cfg)
     g, d, g_ema = g.to(dev), d.to(dev), g_ema.to(dev)
     ratio = cfg.d_reg_every / (cfg.d_reg_every + 1)
@@ -135,8 +136,6 @@ def train_gan(
         g_optim.load_state_dict(st["g_optim"]); d_optim.load_state_dict(st["d_optim"])
         step, wall, log = st["step"], st["wall_seconds"], st["log"]
         set_rng_state(st["rng"])
-    else:
-        random.seed(cfg.seed); np.random.seed(cfg.seed); torch.manual_seed(cfg.seed)
     sample_z = torch.randn(cfg.n_sample, cfg.style_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(dev)
     r1 = cfg.resolved_r1()
     ema_nimg_full = cfg.resolved_ema_kimg() * 1000
@@ -173,7 +172,7 @@ def train_gan(
             d_optim.zero_grad(set_to_none=True)
             (r1 / 2 * r1_pen * cfg.d_reg_every).backward()
             d_optim.step()
-            stats["r1"] = float(r1_pen)
+            stats["r1"] = r1_pen.item()
 
         # --- generator
         _requires_grad(g, True); _requires_grad(d, False)
@@ -192,7 +191,7 @@ def train_gan(
         now = time.time()
         wall += now - t_last
         t_last = now
-        stats.update(d=float(d_loss), g=float(g_loss))
+        stats.update(d=d_loss.item(), g=g_loss.item())
         bar.update(1)
         bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()})
         if step % 50 == 0:
