@@ -107,12 +107,10 @@ def split_index(spec: SplitSpec) -> list[tuple[int, int]]:
 
 
 def cache_root() -> Path:
-    """``$ZOO_HOME``, else ``$XDG_CACHE_HOME/zoo``, else ``~/.cache/zoo``."""
-    if os.environ.get("ZOO_HOME"):
-        return Path(os.environ["ZOO_HOME"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "zoo"
-    return Path.home() / ".cache" / "zoo"
+    """``$ZOO_HOME``, else ``$XDG_CACHE_HOME/zoo``, else ``~/.cache/zoo`` (zoo's cache directory)."""
+    from zoo.cards import cache_dir
+
+    return cache_dir().expanduser()
 
 
 def cache_path(
