@@ -18,6 +18,7 @@ from PIL import Image
 
 import zoo
 from zoo import plugins
+from zoo.errors import ZooError
 from zoo.bench import BenchConfig, ResultCache, WorkUnit, execute_units, load_run, run_bench
 from zoo.bench.cache import atomic_write_json, read_json
 from zoo.bench.units import image_sha256
@@ -445,3 +446,53 @@ def test_image_sha_and_quick_config() -> None:
     c = BenchConfig(quick=True, device="cpu", out="o").resolved()
     assert c.limit == 8 and c.steps == [-2.0, 0.0, 2.0] and c.timing_images == 3
     assert BenchConfig(device="cpu", out="o").resolved().steps == [-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
+
+
+def test_invert_and_edit_commands(tiny_plugin: Any, tmp_path: Path) -> None:
+    from zoo.cli.invert_cmd import edit_command, invert_command
+
+    group = ZooCLI("zoo")
+    group.add_command(invert_command)
+    group.add_command(edit_command)
+    runner = CliRunner()
+    res = runner.invoke(group, ["invert", "tiny_enc", "--domain", "tiny", "--limit", "3", "--out",
+                                str(tmp_path / "inv")])
+    assert res.exit_code == 0, res.output
+    saved = torch.load(tmp_path / "inv" / "latents.pt", weights_only=True)
+    assert saved["latents"].shape[0] == 3 and len(list((tmp_path / "inv").glob("*.png"))) == 3
+    direction = TinyEditor().directions(TinyDomain())[0]
+    res = runner.invoke(group, ["edit", "tiny_enc", "tiny_shift", direction, "--domain", "tiny", "--limit", "2",
+                                "--steps", "-1,0,1", "--out", str(tmp_path / "ed")])
+    assert res.exit_code == 0, res.output
+    assert list((tmp_path / "ed").glob("*.png"))
+    res = runner.invoke(group, ["edit", "tiny_enc", "tiny_shift", "nope", "--domain", "tiny", "--out",
+                                str(tmp_path / "ed2")])
+    assert res.exit_code == 1 and "unknown direction 'nope'" in res.output and "Traceback" not in res.output
+
+
+class UntrainedEncoder(TinyEncoder):
+    """A method whose weights for the domain are not installed yet."""
+
+    name = "untrained_enc"
+
+    def load(self, domain: Domain) -> Any:
+        from zoo.errors import CheckpointError
+
+        raise CheckpointError("no weights for this domain: run `zoo train untrained_enc --domain tiny`")
+
+
+class UntrainedPlugin:
+    @zoo.hookimpl
+    def register_inverters(self, register: Any) -> None:
+        register(UntrainedEncoder)
+
+
+def test_method_without_weights_is_reported_unavailable_not_failed(tiny_plugin: Any, tmp_path: Path) -> None:
+    with plugins.temporary_plugin(UntrainedPlugin(), "untrained_test_plugin"):
+        outcome = run_bench(config(tmp_path / "run", editors=[], metrics=["l2"], limit=2), log=lambda line: None)
+        assert not outcome.failures
+        assert outcome.results["unavailable_methods"][0]["method"] == "untrained_enc"
+        assert "zoo train untrained_enc" in (tmp_path / "run" / "leaderboard.md").read_text()
+        with pytest.raises(ZooError, match="zoo train untrained_enc"):  # named explicitly: a failure
+            run_bench(config(tmp_path / "run2", methods=["untrained_enc"], editors=[], metrics=["l2"], limit=2,
+                             fail_fast=True), log=lambda line: None)

@@ -14,7 +14,7 @@ from ..errors import InputError
 
 DEFAULT_STEPS: tuple[float, ...] = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 QUICK_STEPS: tuple[float, ...] = (-2.0, 0.0, 2.0)
-DEFAULT_LIMIT = 64  # images per split in a default run (None = the whole split)
+DEFAULT_LIMIT = 16  # images per split in a default run (0 = the whole split); sized for 2 CPU cores
 QUICK_LIMIT = 8
 DEFAULT_RUNS_DIR = "zoo-runs"
 
@@ -69,7 +69,7 @@ class BenchConfig:
         c.out = str(c.out) if c.out else default_out_dir()
         c.edit_splits = list(c.edit_splits) if c.edit_splits is not None else [c.split]
         if c.timing_images is None:
-            c.timing_images = 3 if c.quick else 9
+            c.timing_images = 3 if c.quick else 5
         if c.throughput_batch is None:
             c.throughput_batch = min(c.batch_size, 4) if c.quick else c.batch_size
         if c.threads is not None and c.threads < 1:

@@ -133,6 +133,10 @@ def leaderboard_markdown(results: Mapping[str, Any]) -> str:
         notes = unavailable_notes(results, domain)
         lines += [f"- {n}" for n in notes] + ([""] if notes else [])
     lines.append("Time: per-image latency at batch size 1, median over images after warm-up (IQR in brackets).")
+    unavailable = results.get("unavailable_methods", [])
+    if unavailable:
+        lines += ["", "Not benchmarked (weights not available):", ""]
+        lines += [f"- {u['method']} on {u['domain']}: {u['reason']}" for u in unavailable]
     return "\n".join(lines) + "\n"
 
 

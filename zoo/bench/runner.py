@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save as st_save
 
 from .. import __version__
-from ..errors import InputError, ZooError
+from ..errors import CheckpointError, InputError, ZooError
 from ..options import make_options
 from ..plugins import one_line
 from . import results as res
@@ -118,6 +118,7 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
     groups: list[tuple[str, str, str, int]] = []
     timing: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
+    unavailable_methods: list[dict[str, Any]] = []  # default method list only: weights not trained/installed yet
     methods_info: dict[str, Any] = {
         n: {**cls.describe(), "plugin": _origin(registry, n), "weights_sha256": {}} for n, cls in plan.methods.items()}
     domains_info: dict[str, Any] = {}
@@ -145,7 +146,14 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
                 inverter = inverters.get(mname) or registry.create_inverter(mname, plan.options[mname],
                                                                             device=cfg.device)
                 inverters[mname] = inverter
-                inverter.prepare(domain)  # weights are loaded here, never inside a timed region
+                try:
+                    inverter.prepare(domain)  # weights are loaded here, never inside a timed region
+                except CheckpointError as exc:
+                    if cfg.methods is not None:  # asked for by name: its missing weights are a failure
+                        raise
+                    unavailable_methods.append({"method": mname, "domain": dname, "reason": one_line(exc)})
+                    log(f"note: {mname} is unavailable on {dname}: {one_line(exc)}")
+                    continue
                 weights = inverter.weights_sha256(domain)
                 methods_info[mname].update(options=resolved_options(inverter), batchable=is_batchable(inverter))
                 methods_info[mname]["weights_sha256"][dname] = weights
@@ -187,7 +195,7 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
         "aggregates": res.aggregate_scores(records, groups, {n: i["higher_is_better"] for n, i in
                                                              metrics_info.items()}, unavailable),
         "timing": timing, "edit_aggregates": res.aggregate_edits(records), "failures": failures,
-        "inputs": inputs_info, "grids": grids, "rows_path": res.ROWS_FILE,
+        "unavailable_methods": unavailable_methods, "inputs": inputs_info, "grids": grids, "rows_path": res.ROWS_FILE,
         "outputs": {k: str(p.relative_to(run_dir)) for k, p in output_paths(run_dir).items()} if cfg.report else {},
     }
     res.write_rows(run_dir / res.ROWS_FILE, res.unit_rows(records))
