@@ -99,7 +99,8 @@ def install_generator(run_dir: Path, docs_dir: Path = DOCS_IMAGES) -> dict:
         "steps": info["step"], "images seen": info["step"] * PEEPS_GAN.batch,
         "wall time (s)": round(info["wall_seconds"], 1), "seed": PEEPS_GAN.seed,
         "quality (identity-embedder features; KID x1e3 vs the 1200 test renders)": quality,
-        "resume": f"zoo train generator --domain peeps --out {run_dir.name} (from its state.pt)",
+        "resume": "./run zoo train generator --domain peeps --out training_state/peeps_generator --install "
+                  "(continues from the committed state.pt; optimiser moments stored in bfloat16)",
         "training log (last)": st["log"][-1] if st["log"] else {},
     }
     entry = register_weights("generator", dest, command="zoo train generator --domain peeps --install", card=card)
