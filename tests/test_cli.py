@@ -103,7 +103,7 @@ class CliPlugin:
         @click.option("--kind", default="runtime")
         def boom(kind: str) -> None:
             if kind == "zoo":
-                raise CheckpointError("weights 'x' are missing:\nexpected /tmp/x.pt")
+                raise CheckpointError("weights 'x' are missing:\nexpected weights/x.pt")
             raise RuntimeError("kaboom\nsecond line")
 
 
@@ -200,7 +200,7 @@ def test_plugin_commands_go_away_with_the_plugin(cli_plugin: Any) -> None:
 
 def test_zoo_error_and_unexpected_error(cli_plugin: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     line = assert_one_line_error(run("boom", "--kind", "zoo"))
-    assert line == "Error: weights 'x' are missing: expected /tmp/x.pt"
+    assert line == "Error: weights 'x' are missing: expected weights/x.pt"
     line = assert_one_line_error(run("boom"))
     assert "unexpected RuntimeError: kaboom second line" in line and "ZOO_DEBUG=1" in line
     monkeypatch.setenv("ZOO_DEBUG", "1")

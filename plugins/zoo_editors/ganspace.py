@@ -10,6 +10,8 @@ from zoo.cards import Card
 from zoo.domain import Domain
 from zoo.editor import Editor
 
+from .layers import layer_mask
+
 
 @dataclass(frozen=True)
 class GANSpaceOptions:
@@ -55,7 +57,5 @@ class GANSpace(Editor):
 
     def edit_latents(self, latents: torch.Tensor, direction: str, step: float, domain: Domain) -> torch.Tensor:
         c = self.components(domain)[int(direction[2:])].to(latents)
-        mask = torch.zeros(latents.shape[1], 1, device=latents.device, dtype=latents.dtype)
-        last = latents.shape[1] - 1 if self.options.last_layer is None else self.options.last_layer
-        mask[self.options.first_layer : last + 1] = 1
+        mask = layer_mask(latents, self.options.first_layer, self.options.last_layer)
         return latents + step * c * mask

@@ -10,6 +10,8 @@ from zoo.cards import Card
 from zoo.domain import Domain
 from zoo.editor import Editor
 
+from .layers import layer_mask
+
 
 @dataclass(frozen=True)
 class InterFaceGANOptions:
@@ -37,7 +39,5 @@ class InterFaceGAN(Editor):
         d = domain.directions(latents.device)[direction].to(latents)
         if d.ndim == 1:
             d = d.expand(latents.shape[1], -1)
-        mask = torch.zeros(latents.shape[1], 1, device=latents.device, dtype=latents.dtype)
-        last = latents.shape[1] - 1 if self.options.last_layer is None else self.options.last_layer
-        mask[self.options.first_layer : last + 1] = 1
+        mask = layer_mask(latents, self.options.first_layer, self.options.last_layer)
         return latents + step * d * mask
