@@ -461,13 +461,39 @@ def test_invert_and_edit_commands(tiny_plugin: Any, tmp_path: Path) -> None:
     saved = torch.load(tmp_path / "inv" / "latents.pt", weights_only=True)
     assert saved["latents"].shape[0] == 3 and len(list((tmp_path / "inv").glob("*.png"))) == 3
     direction = TinyEditor().directions(TinyDomain())[0]
-    res = runner.invoke(group, ["edit", "tiny_enc", "tiny_shift", direction, "--domain", "tiny", "--limit", "2",
-                                "--steps", "-1,0,1", "--out", str(tmp_path / "ed")])
+    res = runner.invoke(group, ["edit", "--method", "tiny_enc", "--direction", f"tiny_shift:{direction}",
+                                "--domain", "tiny", "--limit", "2", "--steps", "-1:1", "--out", str(tmp_path / "ed")])
     assert res.exit_code == 0, res.output
-    assert list((tmp_path / "ed").glob("*.png"))
-    res = runner.invoke(group, ["edit", "tiny_enc", "tiny_shift", "nope", "--domain", "tiny", "--out",
+    strips = sorted((tmp_path / "ed").glob("*.png"))
+    assert len(strips) == 2
+    from PIL import Image
+
+    res_px = TinyDomain.resolution
+    with Image.open(strips[0]) as im:  # input | reconstruction | 3 steps
+        assert im.size[0] > 4 * res_px and im.size[1] < 2 * res_px
+    # files: a big RGB image (resized with a warning), grayscale, RGBA, and a file that is not an image
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (3 * res_px, 3 * res_px), (200, 30, 30)).save(src / "big.png")
+    Image.new("L", (res_px, res_px), 128).save(src / "grey.png")
+    Image.new("RGBA", (res_px, res_px), (0, 0, 255, 100)).save(src / "alpha.png")
+    (src / "notes.png").write_text("not an image")
+    files = [str(src / n) for n in ("big.png", "grey.png", "alpha.png", "notes.png")]
+    res = runner.invoke(group, ["edit", *files, "-m", "tiny_enc", "-d", direction, "--editor", "tiny_shift",
+                                "--domain", "tiny", "--steps", "-1,1", "--out", str(tmp_path / "ed_files")])
+    assert res.exit_code == 0, res.output
+    assert "resized" in res.output and "notes.png" in res.output and "Traceback" not in res.output
+    assert len(list((tmp_path / "ed_files").glob("*.png"))) == 3
+    res = runner.invoke(group, ["edit", str(src / "notes.png"), "-m", "tiny_enc", "-d", direction, "--domain", "tiny",
+                                "--out", str(tmp_path / "ed3")])
+    assert res.exit_code == 1 and "Traceback" not in res.output and res.output.strip().splitlines()[-1].startswith(
+        "Error:")
+    res = runner.invoke(group, ["edit", "-m", "tiny_enc", "-d", "nope", "--domain", "tiny", "--out",
                                 str(tmp_path / "ed2")])
     assert res.exit_code == 1 and "unknown direction 'nope'" in res.output and "Traceback" not in res.output
+    res = runner.invoke(group, ["edit", "-m", "tiny_enc", "-d", direction, "--domain", "tiny", "--steps", "3:1",
+                                "--out", str(tmp_path / "ed4")])
+    assert res.exit_code == 2 and "--steps" in res.output
 
 
 class UntrainedEncoder(TinyEncoder):

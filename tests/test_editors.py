@@ -1,11 +1,14 @@
-"""InterFaceGAN and GANSpace editors on the shipped peeps domain."""
+"""InterFaceGAN, GANSpace and StyleSpace editors on the shipped peeps domain."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from zoo.errors import UnknownNameError
 from zoo.inversion import Inversion
 from zoo.registry import create_editor, get_domain
+from zoo_editors.interfacegan import conditional_direction
 
 
 def _sampled_inversion(n: int = 32) -> Inversion:
@@ -18,26 +21,96 @@ def _sampled_inversion(n: int = 32) -> Inversion:
     return Inversion(latents, img, torch.zeros(n), method="sampled", domain=peeps)
 
 
-def test_interfacegan_moves_the_attribute_it_names():
+@torch.no_grad()
+def test_interfacegan_moves_the_attribute_monotonically_and_keeps_identity_near_zero():
     inv = _sampled_inversion()
     editor = create_editor("interfacegan")
     assert {"smile", "glasses", "facial_hair", "rotation"} <= set(editor.directions(inv.domain))
     scorers = inv.domain.attribute_scorers()
-    with torch.no_grad():
-        torch.testing.assert_close(editor.edit(inv, "smile", 0.0), inv.render())
-        for name in ("smile", "glasses", "rotation"):
-            low = scorers[name](editor.edit(inv, name, -2.0).clamp(-1, 1)).mean()
-            high = scorers[name](editor.edit(inv, name, 2.0).clamp(-1, 1)).mean()
-            assert high > low, f"{name}: {low:.3f} -> {high:.3f}"
+    embed = inv.domain.identity_model()
+    base = embed(inv.reconstructions.clamp(-1, 1))
+    for name in ("smile", "glasses", "facial_hair", "rotation"):
+        assert torch.equal(editor.edit(inv, name, 0.0), inv.render())
+        means = [float(scorers[name](editor.edit(inv, name, s).clamp(-1, 1)).mean()) for s in (-2, -1, 0, 1, 2)]
+        assert all(b > a for a, b in zip(means, means[1:])), f"{name}: {means}"
+        near = [float((embed(editor.edit(inv, name, s).clamp(-1, 1)) * base).sum(1).mean()) for s in (-0.5, 0.5)]
+        assert min(near) > 0.95, f"{name}: identity {near}"
+    fit = inv.domain.direction_fit()
+    assert all(fit[a]["heldout_accuracy"] > 0.6 for a in ("smile", "glasses", "facial_hair"))
+    assert fit["rotation"]["heldout_correlation"] > 0.8
 
 
-def test_ganspace_components_and_layer_range():
+def test_interfacegan_conditional_direction_is_orthogonal_to_the_condition():
+    peeps = get_domain("peeps")
+    table = peeps.directions()
+    editor = create_editor("interfacegan", condition="glasses,facial_hair")
+    d = editor.direction_vector("smile", peeps)
+    for c in ("glasses", "facial_hair"):
+        assert abs(float(torch.dot(d, table[c]))) < 1e-4 * float(table[c].norm())
+    torch.testing.assert_close(d.norm(), table["smile"].norm())
+    # per-layer directions condition layer by layer
+    p, c = torch.randn(4, 8), torch.randn(8)
+    out = conditional_direction(p, [c])
+    assert out.shape == (4, 8) and (out @ c).abs().max() < 1e-4
+    with pytest.raises(UnknownNameError):
+        create_editor("interfacegan", condition="glases").direction_vector("smile", peeps)
+
+
+def test_ganspace_reproduces_the_pca_and_edits_a_layer_range():
     inv = _sampled_inversion(4)
     editor = create_editor("ganspace", n_components=3, n_samples=2000, first_layer=2, last_layer=4)
     comps = editor.components(inv.domain)
     unit = comps / comps.norm(dim=1, keepdim=True)
     torch.testing.assert_close(unit @ unit.t(), torch.eye(3), atol=1e-4, rtol=0)
-    assert comps.norm(dim=1)[0] >= comps.norm(dim=1)[1] >= comps.norm(dim=1)[2]  # sorted by variance
+    # the same samples through numpy's eigendecomposition of the covariance
+    g = inv.domain.generator().generator
+    with torch.no_grad():
+        w = g.style(torch.randn(2000, g.style_dim, generator=torch.Generator().manual_seed(0))).double().numpy()
+    import numpy as np
+
+    vals, vecs = np.linalg.eigh(np.cov(w, rowvar=False))
+    order = np.argsort(vals)[::-1][:3]
+    ref = torch.from_numpy(vecs[:, order].T).float()
+    assert torch.allclose((unit * ref).sum(1).abs(), torch.ones(3), atol=1e-3)
+    torch.testing.assert_close(comps.norm(dim=1), torch.from_numpy(np.sqrt(vals[order])).float(), rtol=1e-3, atol=0)
+    assert editor.direction_table(inv.domain)[0]["explained_variance"] > 0
     edited = editor.edit_latents(inv.latents, "pc0", 1.0, inv.domain)
     changed = (edited - inv.latents).abs().sum(-1).sum(0) > 0
     assert changed.tolist() == [i in (2, 3, 4) for i in range(inv.latents.shape[1])]
+    # (component, first layer, last layer, strength) as a direction name
+    edited = editor.edit_latents(inv.latents, "pc1@0-1", 2.0, inv.domain)
+    changed = (edited - inv.latents).abs().sum(-1).sum(0) > 0
+    assert changed.tolist() == [i in (0, 1) for i in range(inv.latents.shape[1])]
+    torch.testing.assert_close((edited - inv.latents)[0, 0], 2.0 * comps[1])
+    assert editor.accepts("pc2@3-5", inv.domain) and not editor.accepts("pc3", inv.domain)
+    assert not editor.accepts("pc0@4-2", inv.domain)
+
+
+@torch.no_grad()
+def test_stylespace_finds_attribute_channels_and_edits_one_channel():
+    inv = _sampled_inversion(16)
+    editor = create_editor("stylespace", n_samples=1000)
+    assert {"smile", "glasses", "facial_hair", "rotation"} <= set(editor.directions(inv.domain))
+    rows = editor.direction_table(inv.domain)
+    rot = [r for r in rows if r["direction"] == "rotation"]
+    assert len(rot) == 5 and abs(rot[0]["relevance"]) >= abs(rot[-1]["relevance"]) > 0.3
+    assert not any(r["layer"].startswith("to_rgb") for r in rows)  # toRGB channels excluded by default
+    assert torch.equal(editor.edit(inv, "rotation", 0.0), inv.render())
+    slot, ch, _ = editor.channel("rotation", inv.domain)
+    g = inv.domain.generator().generator
+    codes = editor.edit_codes(inv.latents, "rotation", 1.0, inv.domain)
+    off = codes.style_offsets[slot]
+    assert sum(o is not None for o in codes.style_offsets) == 1 and int((off != 0).sum()) == 1 and off[0, ch] != 0
+    assert torch.equal(codes.latents, inv.latents)
+    # the offset lands on that channel of that layer's S code only
+    s_before = g.style_codes(inv.latents)
+    assert len(s_before) == len(g.layer_slots()) and s_before[slot].shape == (16, g.layer_slots()[slot].in_channels)
+    scorer = inv.domain.attribute_scorers()["rotation"]
+    means = [float(scorer(editor.edit(inv, "rotation", s).clamp(-1, 1)).mean()) for s in (-1, 0, 1)]
+    assert means[0] < means[1] < means[2], means
+    assert editor.accepts(f"s{slot}_{ch}", inv.domain) and not editor.accepts("s99_0", inv.domain)
+    with pytest.raises(UnknownNameError):
+        editor.edit(inv, "smiel", 1.0)
+    # statistics come back from the disk cache identically
+    again = create_editor("stylespace", n_samples=1000).stats(inv.domain)
+    assert again.ranking["rotation"][:5] == editor.stats(inv.domain).ranking["rotation"][:5]

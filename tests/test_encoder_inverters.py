@@ -17,6 +17,7 @@ from zoo.cards import Card, WeightSpec, sha256_file
 from zoo.domain import Domain
 from zoo.encoders.official import build_encoder
 from zoo.errors import CheckpointError
+from editing_checks import check_edits_keep_the_change
 from zoo.inversion import Inversion, WeightOffsets
 from zoo.stylegan2 import Generator
 from zoo.stylegan2.checkpoints import save_generator
@@ -126,6 +127,7 @@ def test_small_configuration_inversion(domain, name):
     rendered = out.render()
     assert torch.allclose(rendered, out.reconstructions, atol=1e-5)  # edits go through the same (changed) generator
     if name == "hyperstyle":
+        check_edits_keep_the_change(out)
         assert inv.changes_generator and inv.kind == "hybrid" and isinstance(out.change, WeightOffsets)
         tuned = [i for i, dlt in enumerate(out.change.deltas) if dlt is not None]
         assert tuned == [0, 2, 3, 5, 6] and "encoder/w_encoder" in sha

@@ -20,6 +20,7 @@ except ImportError:  # not installed as a package yet: use the source tree
 from zoo.cards import Card
 from zoo.domain import Domain
 from zoo.errors import CheckpointError
+from editing_checks import check_edits_keep_the_change
 from zoo.inversion import TunedWeights, render_with_change
 from zoo.stylegan2 import Generator
 from zoo.stylegan2.checkpoints import LoadedGenerator
@@ -222,6 +223,7 @@ def test_pti_delta_round_trip_and_edit(domain):
     through_tuned = res.render(edited)
     through_original = render_with_change(g, edited, None)
     assert (through_tuned - through_original).abs().mean().item() > 1e-3
+    check_edits_keep_the_change(res)
     assert res.seconds.shape == (2,) and (res.seconds > 0).all()
 
 

@@ -80,6 +80,10 @@ class Domain(ABC):
         """Named editing directions in W ([w_dim] or [n_styles, w_dim])."""
         return {}
 
+    def direction_fit(self) -> dict[str, dict]:
+        """Fit report per direction (held-out accuracy / correlation of the boundary), when known."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "resolution": self.resolution, "splits": self.splits(),
                 "card": self.card.to_dict(), "weights": {k: v.to_dict() for k, v in self.weights.items()}}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -16,8 +18,20 @@ if TYPE_CHECKING:
     from .inversion import Inversion
 
 
+@dataclass
+class EditCodes:
+    """What an edit renders: W+ latents [B, n_styles, w_dim] and optional StyleSpace offsets (one entry per
+    generator layer slot, None or [B|1, in_channels] added to that layer's S code)."""
+
+    latents: torch.Tensor
+    style_offsets: Sequence[torch.Tensor | None] | None = None
+
+
 class Editor(ABC):
-    """Moves inverted latents along named directions; `edit` returns images [B, 3, H, W]."""
+    """Moves inverted codes along named directions; `edit` returns images [B, 3, H, W].
+
+    Latent-space editors implement `edit_latents`; editors of other code spaces (StyleSpace) override `edit_codes`.
+    """
 
     name: ClassVar[str]
     card: ClassVar[Card]
@@ -33,19 +47,30 @@ class Editor(ABC):
     def directions(self, domain: Domain) -> list[str]:
         """Names of the directions available on `domain`."""
 
-    @abstractmethod
     def edit_latents(self, latents: torch.Tensor, direction: str, step: float, domain: Domain) -> torch.Tensor:
         """Edited W+ codes [B, n_styles, w_dim] for `step` along `direction`."""
+        raise NotImplementedError(f"editor '{self.name}' does not edit W+ codes; use edit_codes()")
+
+    def edit_codes(self, latents: torch.Tensor, direction: str, step: float, domain: Domain) -> EditCodes:
+        """The codes to render for `step` along `direction` (default: `edit_latents`, no style offsets)."""
+        return EditCodes(self.edit_latents(latents, direction, step, domain))
+
+    def accepts(self, direction: str, domain: Domain) -> bool:
+        """Whether `direction` can be edited on `domain` (default: one of `directions(domain)`)."""
+        return direction in self.directions(domain)
+
+    def direction_table(self, domain: Domain) -> list[dict[str, Any]]:
+        """One row per direction with whatever the editor knows about it (fit accuracy, variance, channels)."""
+        return [{"direction": d} for d in self.directions(domain)]
 
     def edit(self, inversion: Inversion, direction: str, step: float) -> torch.Tensor:
         """Edit and render through the inversion's own generator (tuned weights / offsets kept)."""
         if inversion.domain is None:
             raise ValueError("this inversion does not know its domain; invert through an Inverter first")
-        names = self.directions(inversion.domain)
-        if direction not in names:
-            raise UnknownNameError.for_name("direction", direction, names)
-        latents = self.edit_latents(inversion.latents, direction, float(step), inversion.domain)
-        return inversion.render(latents)
+        if not self.accepts(direction, inversion.domain):
+            raise UnknownNameError.for_name("direction", direction, self.directions(inversion.domain))
+        codes = self.edit_codes(inversion.latents, direction, float(step), inversion.domain)
+        return inversion.render(codes.latents, style_offsets=codes.style_offsets)
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

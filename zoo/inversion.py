@@ -70,21 +70,34 @@ class Inversion:
             None if self.noise is None else [n[idx] for n in self.noise], self.method, self.domain, dict(self.extras),
         )
 
-    def render(self, latents: torch.Tensor | None = None, generator: Generator | None = None) -> torch.Tensor:
+    def render(self, latents: torch.Tensor | None = None, generator: Generator | None = None,
+               style_offsets: StyleOffsets = None) -> torch.Tensor:
         """Render `latents` [B, n_styles, w_dim] (default: this inversion's) through the generator as modified for
-        each sample; images [B, 3, H, W]."""
+        each sample, optionally with StyleSpace `style_offsets` (per layer slot None or [B|1, in]); images
+        [B, 3, H, W]."""
         if generator is None:
             if self.domain is None:
                 raise ValueError("Inversion.render needs a generator or an inversion that knows its domain")
             generator = self.domain.generator().generator
         latents = self.latents if latents is None else latents
-        return render_with_change(generator, latents, self.change, self.noise)
+        return render_with_change(generator, latents, self.change, self.noise, style_offsets)
+
+
+StyleOffsets = Sequence[torch.Tensor | None] | None
+
+
+def _offsets_row(style_offsets: StyleOffsets, b: int) -> StyleOffsets:
+    if style_offsets is None:
+        return None
+    return [None if o is None else (o if o.shape[0] == 1 else o[b : b + 1]) for o in style_offsets]
 
 
 def render_with_change(
-    generator: Generator, latents: torch.Tensor, change: GeneratorChange, noise: list[torch.Tensor] | None = None
+    generator: Generator, latents: torch.Tensor, change: GeneratorChange, noise: list[torch.Tensor] | None = None,
+    style_offsets: StyleOffsets = None,
 ) -> torch.Tensor:
-    """Render W+ `latents` [B, L, D] with fixed noise (or the given per-sample noise) and a per-sample change."""
+    """Render W+ `latents` [B, L, D] with fixed noise (or the given per-sample noise), a per-sample change and
+    optional StyleSpace offsets of the S codes (see `Generator.style_codes`)."""
     latents = latents.to(generator.device)
     if isinstance(change, TunedWeights):
         params = dict(generator.named_parameters())
@@ -94,10 +107,12 @@ def render_with_change(
             nb = None if noise is None else [n[b : b + 1] for n in noise]
             img, _ = functional_call(
                 generator, tuned, args=([latents[b : b + 1]],),
-                kwargs=dict(input_is_latent=True, randomize_noise=False, noise=nb), strict=False,
+                kwargs=dict(input_is_latent=True, randomize_noise=False, noise=nb,
+                            style_offsets=_offsets_row(style_offsets, b)), strict=False,
             )
             outs.append(img)
         return torch.cat(outs)
     deltas = change.deltas if isinstance(change, WeightOffsets) else None
-    img, _ = generator([latents], input_is_latent=True, randomize_noise=False, noise=noise, weights_deltas=deltas)
+    img, _ = generator([latents], input_is_latent=True, randomize_noise=False, noise=noise, weights_deltas=deltas,
+                       style_offsets=style_offsets)
     return img

@@ -1,4 +1,4 @@
-"""Built-in editors: InterFaceGAN (domain directions) and GANSpace (PCA of W)."""
+"""Built-in editors: InterFaceGAN (domain directions), GANSpace (PCA of W) and StyleSpace (single S channels)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import zoo
 def register_editors(register) -> None:
     from .ganspace import GANSpace
     from .interfacegan import InterFaceGAN
+    from .stylespace import StyleSpace
 
     register(InterFaceGAN)
     register(GANSpace)
+    register(StyleSpace)

@@ -1,14 +1,22 @@
-"""InterFaceGAN (Shen et al. 2020): move W+ codes along a linear attribute boundary's normal, w' = w + step * n."""
+"""InterFaceGAN (Shen et al. 2020): move W+ codes along a linear attribute boundary's normal, w' = w + step * n.
+
+Conditional editing (paper §2.2): with `condition=a,b` the edit direction is the primal normal with its components
+along the conditioned attributes' normals projected out, n' = n - N (N^T N)^-1 N^T n, rescaled to the primal
+direction's length so the step units stay the same. The layer range (`first_layer`..`last_layer`) restricts the
+edit to part of W+, as in the per-layer edits of the StyleGAN-based InterFaceGAN follow-ups.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from zoo.cards import Card
 from zoo.domain import Domain
 from zoo.editor import Editor
+from zoo.errors import UnknownNameError
 
 from .layers import layer_mask
 
@@ -17,6 +25,23 @@ from .layers import layer_mask
 class InterFaceGANOptions:
     first_layer: int = field(default=0, metadata={"help": "first W+ layer edited"})
     last_layer: int | None = field(default=None, metadata={"help": "last W+ layer edited (None: all)"})
+    condition: str = field(default="", metadata={
+        "help": "comma-separated directions to keep fixed (projected out of the edit direction)"})
+
+
+def conditional_direction(primal: torch.Tensor, conditions: list[torch.Tensor]) -> torch.Tensor:
+    """`primal` [w_dim] or [L, w_dim] minus its projection on span(`conditions`) (per layer), rescaled to the
+    primal's norm (per layer)."""
+    if not conditions:
+        return primal
+    rows = max([primal.reshape(-1, primal.shape[-1]).shape[0]] + [c.reshape(-1, c.shape[-1]).shape[0]
+                                                                   for c in conditions])
+    p = primal.reshape(-1, primal.shape[-1]).expand(rows, -1)
+    cs = torch.stack([c.reshape(-1, c.shape[-1]).expand(rows, -1) for c in conditions], 2)  # [L, D, k]
+    coef = torch.linalg.lstsq(cs, p.unsqueeze(-1)).solution  # [L, k, 1]
+    rest = p - (cs @ coef).squeeze(-1)
+    out = rest * p.norm(dim=-1, keepdim=True) / rest.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return out[0] if primal.ndim == 1 and rows == 1 else out
 
 
 class InterFaceGAN(Editor):
@@ -35,9 +60,32 @@ class InterFaceGAN(Editor):
     def directions(self, domain: Domain) -> list[str]:
         return sorted(domain.directions())
 
+    def conditions(self) -> list[str]:
+        return [c.strip() for c in self.options.condition.split(",") if c.strip()]
+
+    def direction_vector(self, direction: str, domain: Domain, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The (conditional) edit direction [w_dim] or [n_styles, w_dim] in the domain's step units."""
+        table = domain.directions(device)
+        for c in self.conditions():
+            if c not in table:
+                raise UnknownNameError.for_name("condition direction", c, sorted(table))
+        others = [table[c] for c in self.conditions() if c != direction]
+        return conditional_direction(table[direction], others)
+
     def edit_latents(self, latents: torch.Tensor, direction: str, step: float, domain: Domain) -> torch.Tensor:
-        d = domain.directions(latents.device)[direction].to(latents)
+        d = self.direction_vector(direction, domain, latents.device).to(latents)
         if d.ndim == 1:
             d = d.expand(latents.shape[1], -1)
         mask = layer_mask(latents, self.options.first_layer, self.options.last_layer)
         return latents + step * d * mask
+
+    def direction_table(self, domain: Domain) -> list[dict[str, Any]]:
+        table = domain.directions()
+        fit = domain.direction_fit()
+        rows = []
+        for name in self.directions(domain):
+            v = table[name].flatten()
+            cos = {f"cos_{o}": round(float(torch.nn.functional.cosine_similarity(v, table[o].flatten(), dim=0)), 3)
+                   for o in self.directions(domain) if o != name}
+            rows.append({"direction": name, "step_norm": round(float(v.norm()), 4), **fit.get(name, {}), **cos})
+        return rows

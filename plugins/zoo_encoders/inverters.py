@@ -181,10 +181,11 @@ class CheckpointInversion(Inversion):
     decoder: Generator | None = field(default=None, repr=False)
     out_size: int = 0
 
-    def render(self, latents: torch.Tensor | None = None, generator: Generator | None = None) -> torch.Tensor:
+    def render(self, latents: torch.Tensor | None = None, generator: Generator | None = None,
+               style_offsets: Any = None) -> torch.Tensor:
         if generator is not None:
-            return super().render(latents, generator)
-        img = super().render(latents, self.decoder)
+            return super().render(latents, generator, style_offsets)
+        img = super().render(latents, self.decoder, style_offsets)
         return resize_output(img, self.out_size) if self.out_size else img
 
     def select(self, idx: Any) -> CheckpointInversion:

@@ -305,6 +305,27 @@ def model_card(run_dir: str | Path) -> dict[str, Any]:
     }
 
 
+def install_encoder(run_dir: str | Path, domain_name: str = "peeps") -> dict[str, Any]:
+    """Export the run's encoder in fp16 and register it as the peeps domain's 'encoder/idinvert' weights."""
+    from zoo.errors import InputError
+
+    if domain_name != "peeps":
+        raise InputError(f"--install registers weights in the embedded peeps domain only (not {domain_name!r}); "
+                         f"the encoder is at {Path(run_dir) / 'encoder.safetensors'}")
+    from zoo_peeps.export import register_weights
+
+    run_dir = Path(run_dir)
+    st = load_checkpoint(run_dir / "state.pt")
+    cfg = st["config"]
+    dest = run_dir / "encoder_idinvert.safetensors"
+    export_encoder(run_dir, dest)
+    parts = [f"zoo train idinvert --domain {domain_name} --steps {cfg['steps']} --batch {cfg['batch']}"]
+    if cfg.get("lpips_size"):
+        parts.append(f"--lpips-size {cfg['lpips_size']}")
+    return register_weights("encoder/idinvert", dest, command=" ".join(parts + ["--install"]),
+                            card=model_card(run_dir))
+
+
 def config_fields() -> list[str]:
     return [f.name for f in fields(IDInvertTrainConfig)]
 
@@ -329,9 +350,11 @@ def make_train_command():
     @click.option("--seed", type=int, default=None, help="Seed of a fresh run (default 0).")
     @click.option("--lpips-size", type=int, default=None,
                   help="LPIPS input size (default 256; 64 is ~2.5x cheaper per step).")
+    @click.option("--install/--no-install", default=False,
+                  help="Export the encoder (fp16) and register it with a model card and sha256 in the peeps weights.")
     @click.option("--device", default="cpu", show_default=True)
     def command(domain_name: str, out: str | None, steps: int | None, batch: int | None, max_minutes: float | None,
-                no_resume: bool, seed: int | None, lpips_size: int | None, device: str) -> None:
+                no_resume: bool, seed: int | None, lpips_size: int | None, install: bool, device: str) -> None:
         """Train the IDInvert domain-guided encoder of a domain (resumable)."""
         from zoo import registry
 
@@ -339,9 +362,12 @@ def make_train_command():
         overrides = dict(EMBEDDED_TRAIN) if domain_name == "peeps" else {}
         if lpips_size is not None:
             overrides["lpips_size"] = lpips_size
-        summary = train_idinvert(domain, out or f"runs/idinvert_{domain_name}", steps, batch, max_minutes,
+        run_dir = out or f"runs/idinvert_{domain_name}"
+        summary = train_idinvert(domain, run_dir, steps, batch, max_minutes,
                                  resume=not no_resume, seed=seed, config=IDInvertTrainConfig(**overrides),
                                  device=device)
         click.echo(json.dumps(summary, indent=2, default=str))
+        if install:
+            click.echo(json.dumps({"installed": install_encoder(run_dir, domain_name)}, indent=2, default=str))
 
     return command

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from zoo.cards import Card, WeightSpec
@@ -101,3 +102,11 @@ class PeepsDomain(Domain):
         if spec is None:
             return {}
         return {k: v.float().to(device) for k, v in load_file(str(spec.resolve())).items()}
+
+    def direction_fit(self) -> dict[str, dict]:
+        spec = self.weights.get("directions")
+        if spec is None:
+            return {}
+        with safe_open(str(spec.resolve()), "pt") as f:
+            meta = f.metadata() or {}
+        return json.loads(meta.get("fit", "{}"))

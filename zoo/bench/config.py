@@ -16,6 +16,7 @@ DEFAULT_STEPS: tuple[float, ...] = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 QUICK_STEPS: tuple[float, ...] = (-2.0, 0.0, 2.0)
 DEFAULT_LIMIT = 16  # images per split in a default run (0 = the whole split); sized for 2 CPU cores
 QUICK_LIMIT = 8
+BOARD_MIN_LIMIT = 32  # a run is leaderboard-eligible with at least this many images per split (or the whole split)
 DEFAULT_RUNS_DIR = "zoo-runs"
 
 

@@ -24,7 +24,7 @@ from ..options import make_options
 from ..plugins import one_line
 from . import results as res
 from .cache import ResultCache, atomic_write_bytes
-from .config import BenchConfig
+from .config import BOARD_MIN_LIMIT, BenchConfig
 from .evaluate import Evaluator
 from .inputs import load_folder
 from .timing import time_method
@@ -189,7 +189,8 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
         "schema_version": res.SCHEMA_VERSION, "zoo_version": __version__, "run_id": run_dir.name,
         "created_at": created_at, "finished_at": _now(), "git": res.git_info(), "env": res.environment(cfg.device),
         "config": {**cfg.to_dict(), "options": plan.options},
-        "leaderboard_eligible": not cfg.quick and cfg.limit == 0 and cfg.images_dir is None and not failures,
+        "leaderboard_eligible": (not cfg.quick and (cfg.limit == 0 or cfg.limit >= BOARD_MIN_LIMIT)
+                                 and cfg.images_dir is None and not failures),
         "methods": methods_info, "domains": domains_info, "metrics": metrics_info,
         "editors": {n: e.describe() for n, e in plan.editors.items()},
         "aggregates": res.aggregate_scores(records, groups, {n: i["higher_is_better"] for n, i in

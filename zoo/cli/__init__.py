@@ -11,7 +11,7 @@ import click
 from .. import __version__
 from .bench import bench_command, compare_command, report_command
 from .group import CommandGroup, ZooCLI
-from .invert_cmd import edit_command, invert_command
+from .invert_cmd import directions_command, edit_command, invert_command
 from .list_cmd import list_command
 from .plugins_cmd import plugins_command
 from .show_cmd import show_command
@@ -26,7 +26,7 @@ def main() -> None:
 
 
 for _command in (list_command, show_command, plugins_command, train_group, bench_command, report_command,
-                 compare_command, weights_command, invert_command, edit_command):
+                 compare_command, weights_command, invert_command, edit_command, directions_command):
     main.add_command(_command)
 
 __all__ = ["CommandGroup", "ZooCLI", "main"]

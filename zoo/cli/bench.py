@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ..bench.config import DEFAULT_LIMIT, QUICK_LIMIT
 from ..errors import InputError, ZooError
 from .errors import error_line
 
@@ -38,7 +39,7 @@ def _method_options(pairs: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @click.option("--metrics", metavar="A,B", help="Metrics (default: every registered metric).")
 @click.option("--editors", metavar="A,B", help="Editors of the editing sweep (default: all; 'none' skips it).")
 @click.option("--steps", metavar="STEPS", help="Editing step sizes, '-3..3' or '-2,0,2' (default -3..3; quick -2,0,2).")
-@click.option("--limit", type=int, help="Images per split (default 64, quick 8; 0 = whole split).")
+@click.option("--limit", type=int, help=f"Images per split (default {DEFAULT_LIMIT}, quick {QUICK_LIMIT}; 0 = whole split).")
 @click.option("--quick", is_flag=True, help="Few images and steps, and the methods' quick options.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default zoo-runs/<timestamp>); "

@@ -162,6 +162,7 @@ class Generator(nn.Module):
         noise: Sequence[torch.Tensor | None] | None = None,
         randomize_noise: bool = True,
         weights_deltas: Sequence[torch.Tensor | None] | None = None,
+        style_offsets: Sequence[torch.Tensor | None] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Render images.
 
@@ -170,6 +171,7 @@ class Generator(nn.Module):
         truncation: t + psi * (style - t) for every style (W+ included) when psi < 1.
         noise: explicit list indexed like `noises.noise_i`; else stored buffers (randomize_noise=False) or fresh N(0,1).
         weights_deltas: HyperStyle offsets, list of len(layer_slots()) entries, None or [B|1, out, in, k|1, k|1].
+        style_offsets: StyleSpace edits, list of len(layer_slots()) entries, None or [B|1, in] added to the S codes.
         """
         if not isinstance(styles, (list, tuple)):
             raise TypeError("styles must be a list of tensors, e.g. G([w], input_is_latent=True)")
@@ -197,27 +199,49 @@ class Generator(nn.Module):
             l1 = s1[:, :inject_index] if s1.ndim == 3 else s1.unsqueeze(1).repeat(1, inject_index, 1)
             l2 = s2[:, inject_index:] if s2.ndim == 3 else s2.unsqueeze(1).repeat(1, self.n_latent - inject_index, 1)
             latent = torch.cat([l1, l2], 1)
-        image = self.synthesis(latent, noise, weights_deltas)
+        image = self.synthesis(latent, noise, weights_deltas, style_offsets)
         return image, (latent if return_latents else None)
+
+    def _per_slot(self, values: Sequence[torch.Tensor | None] | None, what: str) -> list[torch.Tensor | None]:
+        n = len(self.convs) + len(self.to_rgbs) + 2
+        out = list(values) if values is not None else [None] * n
+        if len(out) != n:
+            raise ValueError(f"{what} needs {n} entries (one per layer slot), got {len(out)}")
+        return out
+
+    def slot_latent_index(self) -> list[int]:
+        """For each layer slot (layer_slots() order) the W+ index whose style it reads."""
+        idx = [0, 1]
+        for j in range(len(self.to_rgbs)):
+            idx += [1 + 2 * j, 2 + 2 * j, 3 + 2 * j]
+        return idx
+
+    def style_codes(self, latent: torch.Tensor) -> list[torch.Tensor]:
+        """StyleSpace: the S code of every layer slot, [B, in_channels] each, for W+ latents [B, n_latent, D]."""
+        mods = [self.conv1.conv, self.to_rgb1.conv]
+        for j, to_rgb in enumerate(self.to_rgbs):
+            mods += [self.convs[2 * j].conv, self.convs[2 * j + 1].conv, to_rgb.conv]
+        return [m.modulation(latent[:, i]) for m, i in zip(mods, self.slot_latent_index())]
 
     def synthesis(
         self, latent: torch.Tensor, noise: Sequence[torch.Tensor | None] | None = None,
         weights_deltas: Sequence[torch.Tensor | None] | None = None,
+        style_offsets: Sequence[torch.Tensor | None] | None = None,
     ) -> torch.Tensor:
         """W+ latent [B, n_latent, D] -> image [B, 3, size, size]."""
         if noise is None:
             noise = [None] * self.num_layers
-        d = list(weights_deltas) if weights_deltas is not None else [None] * (len(self.convs) + len(self.to_rgbs) + 2)
-        if len(d) != len(self.convs) + len(self.to_rgbs) + 2:
-            raise ValueError(f"weights_deltas needs {len(self.convs) + len(self.to_rgbs) + 2} entries, got {len(d)}")
+        d = self._per_slot(weights_deltas, "weights_deltas")
+        o = self._per_slot(style_offsets, "style_offsets")
         out = self.input(latent)
-        out = self.conv1(out, latent[:, 0], noise=noise[0], delta=d[0])
-        skip = self.to_rgb1(out, latent[:, 1], delta=d[1])
+        out = self.conv1(out, latent[:, 0], noise=noise[0], delta=d[0], style_offset=o[0])
+        skip = self.to_rgb1(out, latent[:, 1], delta=d[1], style_offset=o[1])
         i = 1
         for j, to_rgb in enumerate(self.to_rgbs):
             conv_up, conv = self.convs[2 * j], self.convs[2 * j + 1]
-            out = conv_up(out, latent[:, i], noise=noise[2 * j + 1], delta=d[2 + 3 * j])
-            out = conv(out, latent[:, i + 1], noise=noise[2 * j + 2], delta=d[3 + 3 * j])
-            skip = to_rgb(out, latent[:, i + 2], skip, delta=d[4 + 3 * j])
+            k = 2 + 3 * j
+            out = conv_up(out, latent[:, i], noise=noise[2 * j + 1], delta=d[k], style_offset=o[k])
+            out = conv(out, latent[:, i + 1], noise=noise[2 * j + 2], delta=d[k + 1], style_offset=o[k + 1])
+            skip = to_rgb(out, latent[:, i + 2], skip, delta=d[k + 2], style_offset=o[k + 2])
             i += 2
         return skip

@@ -118,7 +118,8 @@ class Downsample(nn.Module):
 class ModulatedConv2d(nn.Module):
     """Modulated (and optionally demodulated) convolution.
 
-    weight [1, out, in, k, k]; per-sample weight = scale * W * (1 + delta) * s, with s = modulation(w) [B, in].
+    weight [1, out, in, k, k]; per-sample weight = scale * W * (1 + delta) * s, with s = modulation(w) [B, in]
+    (+ `style_offset` [B|1, in]: a StyleSpace edit of the S code).
     `delta` (HyperStyle) is None or broadcastable to [B, out, in, k, k] (channel-wise [B, out, in, 1, 1] or full).
     Without delta the fast batched path modulates activations instead of weights (no grouped conv).
     """
@@ -148,9 +149,12 @@ class ModulatedConv2d(nn.Module):
     def extra_repr(self) -> str:
         return f"{self.in_channel}, {self.out_channel}, {self.kernel_size}, upsample={self.upsample}"
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor, delta: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, style: torch.Tensor, delta: torch.Tensor | None = None,
+                style_offset: torch.Tensor | None = None) -> torch.Tensor:
         batch, in_ch, height, width = x.shape
-        s = self.modulation(style)  # [B, in]
+        s = self.modulation(style)  # [B, in]: the layer's S-space code
+        if style_offset is not None:
+            s = s + style_offset
         if delta is None:
             return self._forward_batched(x, s)
         weight = self.weight * (1 + delta)  # [B|1, out, in, k, k]
@@ -226,9 +230,10 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_channel)
 
     def forward(
-        self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None, delta: torch.Tensor | None = None
+        self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None, delta: torch.Tensor | None = None,
+        style_offset: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        out = self.conv(x, style, delta)
+        out = self.conv(x, style, delta, style_offset)
         out = self.noise(out, noise=noise)
         return self.activate(out)
 
@@ -244,9 +249,10 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(
-        self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None, delta: torch.Tensor | None = None
+        self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None, delta: torch.Tensor | None = None,
+        style_offset: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        out = self.conv(x, style, delta) + self.bias
+        out = self.conv(x, style, delta, style_offset) + self.bias
         if skip is not None:
             out = out + self.upsample(skip)
         return out
