@@ -239,6 +239,10 @@ class EncoderInverter(Inverter):
     iterative: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ weights
+    @classmethod
+    def embedded_options(cls) -> dict[str, Any]:
+        return dict(EMBEDDED.get(cls.name, {}))
+
     def _backbone(self) -> str:
         return getattr(self.options, "backbone", None) or DEFAULT_BACKBONE[self.name]
 
@@ -394,6 +398,16 @@ class ReStyleE4E(_ReStyle):
 
     name = "restyle_e4e"
     card = CARDS["restyle_e4e"]
+
+
+# Options for the embedded peeps weights where they differ from the paper defaults: the number of inference
+# iterations with the lowest held-out validation error at the end of training (validation images = the tail of the
+# train split, never the test split; per-iteration numbers in each model card).
+# HyperStyle, step 781: L2 0.1161 / 0.1072 / 0.1047 / 0.1057 / 0.1090 and LPIPS-64 0.0856 / 0.0815 / 0.0822 /
+# 0.0859 / 0.0931 after iterations 1..5 (W-encoder alone 0.1407 / 0.1004): later iterations overshoot.
+EMBEDDED: dict[str, dict[str, Any]] = {
+    "hyperstyle": {"n_iters": 3},
+}
 
 
 class HyperStyle(EncoderInverter):

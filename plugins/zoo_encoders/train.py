@@ -454,7 +454,7 @@ def export_encoder(method: str, run_dir: str | Path, domain: Any, install: bool 
 
         from .inverters import CARDS
 
-        card = CARDS[method]
+        card = CARDS["hyperstyle" if method == "w_encoder" else method]  # the W-encoder is HyperStyle's part
         final = val.get("final", {})
         card_fields = {
             "paper": f"{card.title} ({card.authors}, {card.year}) {card.url}",

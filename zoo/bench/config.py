@@ -14,7 +14,7 @@ from ..errors import InputError
 
 DEFAULT_STEPS: tuple[float, ...] = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 QUICK_STEPS: tuple[float, ...] = (-2.0, 0.0, 2.0)
-DEFAULT_LIMIT = 16  # images per split in a default run (0 = the whole split); sized for 2 CPU cores
+DEFAULT_LIMIT = 8  # images per split in a default run (0 = the whole split): 15 minutes on 2 CPU cores (benchmarks/bench_budget.py)
 QUICK_LIMIT = 8
 BOARD_MIN_LIMIT = 32  # a run is leaderboard-eligible with at least this many images per split (or the whole split)
 DEFAULT_RUNS_DIR = "zoo-runs"
@@ -25,7 +25,7 @@ class BenchConfig:
     """What to benchmark and how. `resolved()` fills the defaults that depend on `quick` and the machine.
 
     methods / metrics / editors: None = every registered one. domains: names of registered domains.
-    limit: images per split (None = the default: 64, or 8 with `quick`; 0 = the whole split). steps: editing step sizes. device: "auto", "cpu", "cuda", "cuda:1", ...
+    limit: images per split (None = DEFAULT_LIMIT, or QUICK_LIMIT with `quick`; 0 = the whole split). steps: editing step sizes. device: "auto", "cpu", "cuda", "cuda:1", ...
     batch_size: images per `invert` call for batchable methods (encoders, or inverters with `batchable = True`).
     timing_images: images timed one by one at batch size 1 (the first `warmup` are discarded).
     throughput_batch: batch size of the throughput measurement (batchable methods only).

@@ -58,11 +58,30 @@ def quality_vs_time(results: Mapping[str, Any], domain: str, split: str) -> byte
     return _png(fig)
 
 
+def _main_scorer_rows(rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Per (editor, direction): the rows of the scorer named like the direction, else of the scorer with the
+    largest mean |change| over methods and steps."""
+    keep: list[Mapping[str, Any]] = []
+    for ed, direction in dict.fromkeys((e["editor"], e["direction"]) for e in rows):
+        part = [e for e in rows if (e["editor"], e["direction"]) == (ed, direction)]
+        scorers = list(dict.fromkeys(e["scorer"] for e in part))
+        if direction in scorers:
+            best = direction
+        else:
+            best = max(scorers, key=lambda s: sum(abs(e["mean"]) for e in part if e["scorer"] == s)
+                       / max(1, sum(1 for e in part if e["scorer"] == s)))
+        keep += [e for e in part if e["scorer"] == best]
+    return keep
+
+
 def edit_curves(results: Mapping[str, Any], domain: str, split: str, measure: str) -> bytes | None:
     """measure 'id' (ID kept vs step) or 'attribute' (attribute change vs step): a panel per editor direction
-    (and scorer), a line per method with ± stderr bands."""
+    (and scorer), a line per method with ± stderr bands. Attribute panels show, for a direction without a
+    scorer of its own name (GANSpace components), only the scorer it changes most; every pair stays in edits.csv."""
     rows = [e for e in results.get("edit_aggregates", [])
             if e["domain"] == domain and e["split"] == split and e["measure"] == measure and e["mean"] is not None]
+    if measure == "attribute":
+        rows = _main_scorer_rows(rows)
     panels = list(dict.fromkeys((e["editor"], e["direction"], e["scorer"]) for e in rows))
     if not panels:
         return None
