@@ -53,7 +53,8 @@ def run_one(name: str, extra: list[str], cold_cache: bool, keep: bool) -> dict[s
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
-    record: dict[str, Any] = {"command": cmd[len(zoo_command()):], "seconds": round(seconds, 2),
+    shown = ["<tmp>/run" if a == str(out) else a for a in cmd[len(zoo_command()):]]  # no machine paths
+    record: dict[str, Any] = {"command": shown, "seconds": round(seconds, 2),
                               "budget_s": BUDGETS_S[name], "within_budget": seconds <= BUDGETS_S[name],
                               "exit_code": proc.returncode, "cold_cache": cold_cache,
                               "stderr_tail": proc.stderr.strip().splitlines()[-5:]}

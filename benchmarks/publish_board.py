@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -57,27 +56,29 @@ def readme_section(results: dict, board_md: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=32, help="images per split (>= 32 for a leaderboard-eligible run)")
-    ap.add_argument("--out", default=str(ROOT / "zoo-runs" / "board-peeps"), help="run folder (reruns resume)")
+    ap.add_argument("--out", default="zoo-runs/board-peeps", help="run folder, relative to the repository (reruns "
+                                                                  "resume)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-readme", action="store_true", help="do not touch README.md")
     ap.add_argument("extra", nargs="*", help="arguments passed to zoo bench (after --)")
     args = ap.parse_args(argv)
-    out = Path(args.out)
-    cmd = [*zoo_command(), "bench", "--domains", "peeps", "--limit", str(args.limit), "--out", str(out),
+    out = ROOT / args.out
+    cmd = [*zoo_command(), "bench", "--domains", "peeps", "--limit", str(args.limit), "--out", args.out,
            "--threads", str(args.threads), *args.extra]
     print(" ".join(cmd), file=sys.stderr, flush=True)
     env = dict(os.environ)  # the board lists the built-in methods: the example third-party plugin is left out
     env["ZOO_DISABLE_PLUGINS"] = ",".join(filter(None, [env.get("ZOO_DISABLE_PLUGINS", ""), "example"]))
-    proc = subprocess.run(cmd, check=False, env=env)
+    proc = subprocess.run(cmd, check=False, env=env, cwd=ROOT)
     results_path = out / "results.json"
     if proc.returncode != 0 or not results_path.is_file():
         print(f"zoo bench failed (exit {proc.returncode}); nothing published", file=sys.stderr)
         return proc.returncode or 1
     results = json.loads(results_path.read_text())
     BOARD.mkdir(parents=True, exist_ok=True)
-    for name in COPY:
+    for name in COPY:  # copied without this machine's paths
         if (out / name).is_file():
-            shutil.copyfile(out / name, BOARD / name)
+            text = (out / name).read_text().replace(str(ROOT) + "/", "").replace(str(ROOT), ".")
+            (BOARD / name).write_text(text)
     from zoo.bench.plots import edit_curves, quality_vs_time
 
     split = results.get("config", {}).get("split", "test")
