@@ -48,6 +48,11 @@ def readme_section(results: dict, board_md: str) -> str:
             f"{env.get('device_name', env.get('device'))}, {env.get('threads')} threads, torch {env.get('torch')}, "
             f"commit `{str(git.get('commit', ''))[:10]}`. Regenerate: `python benchmarks/publish_board.py`; "
             f"files in `benchmarks/board/peeps/`.")
+    if "\nTime:" in board_md:  # the reconstruction tables and the timing note; the editing tables stay in the file
+        cut = board_md.index("\nTime:")
+        board_md = board_md[: board_md.index("\n", cut + 1)] + (
+            "\n\nEditing sweep (attribute change and ID kept per editor, direction and step): "
+            "`benchmarks/board/peeps/leaderboard.md`, `edits.csv`.")
     plot = "\n\n![quality vs time](benchmarks/board/peeps/quality_vs_time.png)" if (
         BOARD / "quality_vs_time.png").is_file() else ""
     return f"{START}\n{head}\n\n{board_md.strip()}{plot}\n{END}"
