@@ -142,6 +142,17 @@ class E4EMixin:
     device: torch.device
     stage: int | None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # the trainer it is mixed into
+        self._init_e4e()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), **self.e4e_state()}  # type: ignore[misc]
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)  # type: ignore[misc]
+        self.load_e4e_state(state)
+
     def _init_e4e(self) -> None:
         r = self.recipe
         self.schedule = ProgressiveSchedule(self.cfg.n_styles, r.progressive_start, r.progressive_step_every)
@@ -198,10 +209,6 @@ class E4EMixin:
 
 
 class E4ETrainer(E4EMixin, PSPTrainer):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_e4e()
-
     def before_step(self, x: torch.Tensor, step: int) -> dict[str, float]:
         if self.disc is None:
             return {}
@@ -211,13 +218,6 @@ class E4ETrainer(E4EMixin, PSPTrainer):
 
     def extra_losses(self, codes: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         return self.e4e_losses(codes)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), **self.e4e_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.load_e4e_state(state)
 
 
 # --------------------------------------------------------------------------------------------- ReStyle
@@ -260,10 +260,6 @@ class ReStyleTrainer(Trainer):
 
 
 class ReStyleE4ETrainer(E4EMixin, ReStyleTrainer):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_e4e()
-
     def before_step(self, x: torch.Tensor, step: int) -> dict[str, float]:
         if self.disc is None:
             return {}
@@ -273,13 +269,6 @@ class ReStyleE4ETrainer(E4EMixin, ReStyleTrainer):
 
     def iteration_losses(self, codes: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         return self.e4e_losses(codes)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), **self.e4e_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        super().load_state_dict(state)
-        self.load_e4e_state(state)
 
 
 # --------------------------------------------------------------------------------------------- HyperStyle
