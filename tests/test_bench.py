@@ -522,3 +522,38 @@ def test_method_without_weights_is_reported_unavailable_not_failed(tiny_plugin: 
         with pytest.raises(ZooError, match="zoo train untrained_enc"):  # named explicitly: a failure
             run_bench(config(tmp_path / "run2", methods=["untrained_enc"], editors=[], metrics=["l2"], limit=2,
                              fail_fast=True), log=lambda line: None)
+
+
+def test_retrained_encoder_does_not_invalidate_other_methods_scores() -> None:
+    from types import SimpleNamespace
+
+    from zoo.bench.evaluate import domain_fingerprint
+
+    def fp(**shas: str) -> str:
+        weights = {role.replace("__", "/"): WeightSpec(role, "f", sha) for role, sha in shas.items()}
+        return domain_fingerprint(SimpleNamespace(weights=weights))  # type: ignore[arg-type]
+
+    base = fp(generator="a" * 64, identity="b" * 64, encoder__psp="c" * 64)
+    assert fp(generator="a" * 64, identity="b" * 64, encoder__psp="d" * 64) == base  # units carry encoder shas
+    assert fp(generator="a" * 64, identity="e" * 64, encoder__psp="c" * 64) != base  # the ID metric changed
+
+
+def test_paired_differences_verdicts_follow_metric_direction() -> None:
+    import importlib.util
+
+    import pandas as pd
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "paired_differences.py"
+    spec = importlib.util.spec_from_file_location("paired_differences", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.1, 0.3, 16)
+    rows = pd.DataFrame(
+        [{"kind": "reconstruction", "split": "test", "method": "a", "index": i, "l2": b - 0.05, "id": b}
+         for i, b in enumerate(base)]
+        + [{"kind": "reconstruction", "split": "test", "method": "b", "index": i, "l2": b + rng.normal(0, 0.001),
+            "id": b + 0.01 * (-1) ** i} for i, b in enumerate(base)])  # mean difference 0
+    table = mod.paired_table(rows, [("a", "b")], {"l2": False, "id": True}, "test").set_index("metric")
+    assert table.loc["l2", "a is"] == "better" and table.loc["l2", "mean a−b"] < -0.04
+    assert table.loc["id", "a is"].startswith("tie")

@@ -9,7 +9,9 @@ What is scaled, and why (the official runs are 120k-500k steps on a GPU for abou
 on one contended CPU core per method):
 * steps / time: every method stops at `steps` or after `max_minutes` of accumulated wall time, whichever comes
   first (checkpointing on the way; rerunning resumes). Defaults: 90 minutes for pSp, e4e, ReStyle-pSp and
-  ReStyle-e4e; HyperStyle's budget is split between its W-encoder (30 min) and the hypernetwork (60 min).
+  ReStyle-e4e; HyperStyle's budget is split between its W-encoder (15 min) and the hypernetwork (75 min). The
+  shipped pSp / e4e used 20 / 25 minutes (~3.9k / 3.8k steps); ReStyle and HyperStyle cost 3-10x more per step,
+  so they need their whole budget to get comparable step counts (`benchmarks/encoder_learning_curves.py`).
 * learning rate: 1e-4 officially; the small encoders use 5e-4 (`LR_SMALL`). Probe (pSp at peeps size, Ranger,
   batch 8, fresh generator samples as targets so the loss measures generalisation; 1 thread): mean training loss
   at 400 steps 0.265 / 0.232 / 0.211 / 0.202 for lr 1e-4 / 2e-4 / 5e-4 / 1e-3, at 1900 steps 0.170 (3e-4) vs
@@ -22,7 +24,8 @@ on one contended CPU core per method):
   time-limited run ends. Delta reg 2e-4 (L2 norm), latent discriminator lambda 0.1 (4-layer MLP, Adam 2e-5, R1 10
   every 16 steps, pools of 50).
 * ReStyle and HyperStyle: `n_iters_per_batch` = 5 as official (per-iteration backward, detach between
-  iterations); a 5-iteration step costs ~2.3-2.6 s at batch 8, i.e. ~1.4-2.4k optimiser steps in the budget. If the
+  iterations); a 5-iteration step costs ~0.9-1.0 s (ReStyle) / ~2.1 s (HyperStyle) at batch 8 on an idle core, i.e.
+  ~4.7k / ~1.8k optimiser steps in the budget. If the
   box is much slower, `--set n_iters_per_batch=3` trades iterations for steps.
 * data: the domain's train split minus its last `n_val` images (held out for validation metrics and grids; the
   test split is never touched). No horizontal flips (official transforms flip, but the peeps generator was trained
@@ -112,15 +115,16 @@ class Recipe:
 
 _E4E = dict(delta_norm_lambda=2e-4, w_discriminator_lambda=0.1)
 # Step counts are what fits the time budget on an idle core of the reference box (measured s/step at batch 8:
-# pSp 0.34, e4e 0.57, W-encoder 0.43, ReStyle 2.3 with 5 iterations, HyperStyle 2.6 with 5 iterations); on a busy
+# pSp 0.30, e4e 0.39, W-encoder 0.24, ReStyle ~0.9-1.0 with 5 iterations, HyperStyle ~2.2 with 5 iterations; the
+# ReStyle / HyperStyle step caps are above what fits, so their minutes bind); on a busy
 # box the minutes bind first and the run stops earlier (the model card records the steps actually done).
 RECIPES: dict[str, Recipe] = {
     "psp": Recipe(steps=16000, val_every=2000),
     "e4e": Recipe(steps=9500, val_every=1000, **_E4E),
-    "w_encoder": Recipe(steps=4200, max_minutes=30.0, val_every=1000),
-    "restyle_psp": Recipe(steps=2400, n_iters_per_batch=5, val_every=300),
-    "restyle_e4e": Recipe(steps=2400, n_iters_per_batch=5, val_every=300, **_E4E),
-    "hyperstyle": Recipe(steps=1400, max_minutes=60.0, n_iters_per_batch=5, randomize_noise=False, val_every=200),
+    "w_encoder": Recipe(steps=4200, max_minutes=15.0, val_every=1000),
+    "restyle_psp": Recipe(steps=8000, n_iters_per_batch=5, val_every=300),
+    "restyle_e4e": Recipe(steps=8000, n_iters_per_batch=5, val_every=300, **_E4E),
+    "hyperstyle": Recipe(steps=4000, max_minutes=75.0, n_iters_per_batch=5, randomize_noise=False, val_every=200),
 }
 # settings that may change when a run is resumed
 VOLATILE = {"steps", "max_minutes", "checkpoint_every", "val_every", "val_iters", "log_every"}

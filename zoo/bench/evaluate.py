@@ -70,10 +70,17 @@ def editor_version(editor: Editor) -> str:
     return f"{editor.version}+{digest}"
 
 
+# weight roles owned by inverters (their digests are part of each work unit's key, not of the evaluation)
+METHOD_ROLE_PREFIXES = ("encoder/",)
+
+
 def domain_fingerprint(domain: Domain) -> str:
-    """Short sha256 of the domain's weight digests (identity / attribute models change every edit score)."""
+    """Short sha256 of the digests of the domain's evaluation weights (generator, identity, attribute scorers,
+    directions: a change re-scores everything); inverter weights (`encoder/...`) are left out, so retraining one
+    encoder re-runs only that method's units."""
     try:
-        digests = {role: spec.sha256 for role, spec in domain.weights.items()}
+        digests = {role: spec.sha256 for role, spec in domain.weights.items()
+                   if not role.startswith(METHOD_ROLE_PREFIXES)}
     except Exception:  # noqa: BLE001 - a domain whose weights cannot even be listed
         digests = {}
     return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()[:16]
