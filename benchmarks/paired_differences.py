@@ -17,12 +17,25 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from zoo.bench.results import mean_stderr
 
 HERE = Path(__file__).resolve().parent
 PAIRS = ("restyle_psp:psp", "restyle_e4e:e4e", "psp:e4e", "hyperstyle:psp", "hyperstyle:e4e",
          "hyperstyle:restyle_psp", "hyperstyle:restyle_e4e", "hyperstyle:pti")
+
+
+class MissingMethod(ValueError):
+    pass
+
+
+def verdict(mean: float | None, se: float | None, higher_is_better: bool) -> tuple[float | None, str]:
+    """(t, 'better' / 'worse' for a, or 'tie (abs t < 2)')."""
+    t = mean / se if mean is not None and se else None
+    if t is None or abs(t) < 2:
+        return t, "tie (abs t < 2)"
+    return t, "better" if (t > 0) == higher_is_better else "worse"
 
 
 def paired_table(rows: pd.DataFrame, pairs: list[tuple[str, str]], higher_is_better: dict[str, bool],
@@ -33,17 +46,13 @@ def paired_table(rows: pd.DataFrame, pairs: list[tuple[str, str]], higher_is_bet
     for a, b in pairs:
         ra, rb = rec[rec["method"] == a].set_index("index"), rec[rec["method"] == b].set_index("index")
         if ra.empty or rb.empty:
-            raise SystemExit(f"Error: no {split} reconstructions of '{a if ra.empty else b}' in this run")
+            raise MissingMethod(f"no {split} reconstructions of '{a if ra.empty else b}' in this run")
         for metric, higher in higher_is_better.items():
             if metric not in ra or metric not in rb:
                 continue
-            d = (ra[metric] - rb[metric]).dropna()
-            se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
-            mean = float(d.mean())
-            t = mean / se if se > 0 else float("nan")
-            verdict = "tie (abs t < 2)" if not abs(t) >= 2 else ("better" if (mean > 0) == higher else "worse")
-            out.append({"a": a, "b": b, "metric": metric, "n": len(d), "mean a−b": mean, "se": se, "t": t,
-                        "a is": verdict})
+            mean, se, n = mean_stderr(ra[metric] - rb[metric])
+            t, word = verdict(mean, se, higher)
+            out.append({"a": a, "b": b, "metric": metric, "n": n, "mean a−b": mean, "se": se, "t": t, "a is": word})
     return pd.DataFrame(out)
 
 
@@ -66,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads((args.run / "results.json").read_text())
     higher = {m: bool(info.get("higher_is_better")) for m, info in results.get("metrics", {}).items()}
     rows = pd.read_json(args.run / "rows.jsonl", lines=True)
-    table = paired_table(rows, pairs, higher, args.split)
+    try:
+        table = paired_table(rows, pairs, higher, args.split)
+    except MissingMethod as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     md = (f"Paired per-image differences, {args.split} split of `{args.run.name}` (mean of a − b ± standard error; "
           f"`python benchmarks/paired_differences.py`)\n\n"
           + table.to_markdown(index=False, floatfmt=".4f") + "\n")

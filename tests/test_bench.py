@@ -557,3 +557,18 @@ def test_paired_differences_verdicts_follow_metric_direction() -> None:
     table = mod.paired_table(rows, [("a", "b")], {"l2": False, "id": True}, "test").set_index("metric")
     assert table.loc["l2", "a is"] == "better" and table.loc["l2", "mean a−b"] < -0.04
     assert table.loc["id", "a is"].startswith("tie")
+
+
+def test_evaluator_scores_what_a_user_sees_clamped_reconstructions() -> None:
+    from zoo.bench.evaluate import Evaluator
+    from zoo_metrics.l2 import L2
+
+    domain = TinyDomain()
+    target = domain.images("test", limit=2)
+    recon = target.clone()
+    recon[:, :, :4] = 3.0  # a generator overshooting [-1, 1]
+    ev = Evaluator(domain, {"l2": L2()}, {}, [0.0], ["test"])
+    raw = ev.score(recon, target, ["l2"])
+    clamped = ev.score(recon.clamp(-1, 1), target, ["l2"])
+    assert [r["l2"]["value"] for r in raw] == [c["l2"]["value"] for c in clamped]
+    assert raw[0]["l2"]["value"] < ((recon - target) ** 2).mean().item()

@@ -70,6 +70,10 @@ def editor_version(editor: Editor) -> str:
     return f"{editor.version}+{digest}"
 
 
+# Version of the scoring protocol, part of the fingerprint. 2: images are clamped to [-1, 1] before metrics, attribute
+# scorers and the identity embedder (as the official evaluation scripts, which score saved images), so an inverter
+# whose generator overshoots the range is scored on what a user sees.
+EVAL_PROTOCOL = 2
 # weight roles owned by inverters (their digests are part of each work unit's key, not of the evaluation)
 METHOD_ROLE_PREFIXES = ("encoder/",)
 
@@ -83,7 +87,8 @@ def domain_fingerprint(domain: Domain) -> str:
                    if not role.startswith(METHOD_ROLE_PREFIXES)}
     except Exception:  # noqa: BLE001 - a domain whose weights cannot even be listed
         digests = {}
-    return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps({"protocol": EVAL_PROTOCOL, "weights": digests},
+                                     sort_keys=True).encode()).hexdigest()[:16]
 
 
 class Evaluator:
@@ -184,8 +189,10 @@ class Evaluator:
     # ------------------------------------------------------------------ computing
     @torch.no_grad()
     def score(self, recon: torch.Tensor, target: torch.Tensor, names: Sequence[str]) -> list[dict[str, Any]]:
-        """Per-image score entries [{metric: {value, version, eval}}] for recon/target [B, 3, H, W] in [-1, 1]."""
+        """Per-image score entries [{metric: {value, version, eval}}] for recon/target [B, 3, H, W] in [-1, 1]
+        (recon is clamped to that range first)."""
         out: list[dict[str, Any]] = [{} for _ in range(len(recon))]
+        recon = recon.clamp(-1, 1)
         for name in names:
             metric = self.metrics[name]
             values = metric.score(recon, target, self.domain).detach().float().cpu().reshape(-1)
@@ -206,12 +213,13 @@ class Evaluator:
         if not targets:
             return out
         scorers = self.scorers
+        base = base.clamp(-1, 1)
         needed = sorted({s for t in targets for s in t.scorers})
         base_attr = {s: _scores(scorers[s], base) for s in needed}
         embed = self.embedder
         base_emb = embed(base) if embed is not None else None
         for t in targets:
-            edited = self.editors[t.editor].edit(inversion, t.direction, t.step).detach().float()
+            edited = self.editors[t.editor].edit(inversion, t.direction, t.step).detach().float().clamp(-1, 1)
             ids = (embed(edited) * base_emb).sum(1).cpu().tolist() if embed is not None else [None] * len(base)
             attrs = {s: _scores(scorers[s], edited) for s in t.scorers}
             for i in range(len(base)):
