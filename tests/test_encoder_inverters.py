@@ -399,3 +399,27 @@ def test_ranger_is_radam_plus_lookahead_plus_gradient_centralisation():
     # gradient centralisation changes the update of multi-dimensional tensors
     gc, _ = run(Ranger, 3, lr=1e-2, k=10**6)
     assert not torch.allclose(gc, run(Ranger, 3, lr=1e-2, k=10**6, use_gc=False)[0])
+
+
+def test_official_checkpoint_always_gets_the_paper_options(tmp_path):
+    """Embedded-domain overrides (hyperstyle n_iters 4 on peeps) never apply with weights= (official checkpoint)."""
+    from zoo_encoders.inverters import EMBEDDED
+
+    assert EMBEDDED["hyperstyle"]["n_iters"] != 5
+    assert HyperStyle.configure({}, embedded=True)["n_iters"] == EMBEDDED["hyperstyle"]["n_iters"]
+    official = HyperStyle.configure({"weights": "hs.pt", "w_encoder": "w.pt"}, embedded=True)
+    assert "n_iters" not in official and HyperStyle(official).options.n_iters == 5  # the paper's default
+    assert HyperStyle.configure({"weights": "hs.pt", "n_iters": 3}, embedded=True)["n_iters"] == 3  # the user's
+
+
+def test_bench_resolves_official_weights_to_the_paper_options(tmp_path):
+    from zoo.bench import BenchConfig
+    from zoo.bench.runner import resolve
+
+    hs = {"weights": str(tmp_path / "hs.pt"), "w_encoder": str(tmp_path / "w.pt")}
+    def options(**kw):
+        return resolve(BenchConfig(methods=["hyperstyle"], domains=["peeps"], metrics=["l2"], editors=[],
+                                   out=str(tmp_path / "run"), **kw).resolved()).options["hyperstyle"]
+
+    assert options()["n_iters"] == 4  # the small configuration's validated setting on peeps
+    assert options(options={"hyperstyle": hs}) == hs  # an official checkpoint: the paper's n_iters (5)

@@ -30,6 +30,7 @@ class Domain(ABC):
     card: ClassVar[Card]
     resolution: ClassVar[int]
     embedded: ClassVar[bool] = False  # a small offline domain: methods use their `embedded_options()`
+    resample: ClassVar[str] = "bilinear"  # how user images of another size are resized (official: PIL bilinear)
 
     def __init__(self) -> None:
         self._generators: dict[str, LoadedGenerator] = {}
@@ -82,6 +83,15 @@ class Domain(ABC):
 
     def direction_fit(self) -> dict[str, dict]:
         """Fit report per direction (held-out accuracy / correlation of the boundary), when known."""
+        return {}
+
+    def reference(self) -> str:
+        """What `registry.get_domain` takes to find this domain again in another process: its registered name (a
+        domain file: the file's path)."""
+        return self.name
+
+    def method_options(self, method: str) -> dict[str, Any]:
+        """Options this domain gives `method` (a domain file's `[methods.NAME]`, e.g. official weights); {} here."""
         return {}
 
     def describe(self) -> dict[str, Any]:

@@ -64,6 +64,30 @@ class Inverter(ABC):
         """Documented option overrides for the small embedded domains (Options defaults = paper configuration)."""
         return {}
 
+    @classmethod
+    def quick_options(cls) -> dict[str, Any]:
+        """Option overrides for `--quick` runs (fewer steps); none by default."""
+        return {}
+
+    @classmethod
+    def official_weights(cls, options: dict[str, Any]) -> bool:
+        """Whether `options` load an official (paper) checkpoint; then embedded-domain overrides never apply."""
+        return False
+
+    @classmethod
+    def configure(cls, options: dict[str, Any] | None = None, *, embedded: bool = False,
+                  quick: bool = False) -> dict[str, Any]:
+        """The options a run uses, as one dict: paper defaults < `embedded_options()` (only on embedded domains
+        and never with an official checkpoint) < `quick_options()` (with `quick`) < the user's `options`.
+
+        Raises InputError / TypeError (via `make_options`) for an unknown option or a bad value, before any work.
+        """
+        user = dict(options or {})
+        small = cls.embedded_options() if embedded and not cls.official_weights(user) else {}
+        resolved = {**small, **(cls.quick_options() if quick else {}), **user}
+        make_options(cls.Options, resolved)
+        return resolved
+
     # ------------------------------------------------------------------ inversion
     @abstractmethod
     def invert(self, images: torch.Tensor, domain: Domain, *, progress: bool = False) -> Inversion:

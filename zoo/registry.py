@@ -58,6 +58,7 @@ class Registration:
 
 
 _cache: dict[Kind, dict[str, Registration]] = {}
+_file_domains: dict[str, Domain] = {}  # user domains loaded from files in this process, by declared name
 _cache_generation = -1
 _lock = threading.RLock()
 
@@ -139,6 +140,17 @@ def create_inverter(name: str, options: Any = None, device: str = "cpu", **overr
     return get_inverter_class(name)(options, device=device, **overrides)
 
 
+def create_inverter_for(name: str, domain: Domain, options: dict[str, Any] | None = None, device: str = "cpu", *,
+                        quick: bool = False) -> Inverter:
+    """An inverter configured for `domain` as `zoo bench` configures it (`Inverter.configure`): paper defaults <
+    the method's embedded-domain settings (embedded domains; never with official weights) < quick options < the
+    domain's own options for it (a domain file's `[methods.NAME]`) < `options` (the user's)."""
+    cls = get_inverter_class(name)
+    resolved = cls.configure({**domain.method_options(name), **(options or {})}, embedded=domain.embedded,
+                             quick=quick)
+    return cls(resolved, device=device)
+
+
 # ---------------------------------------------------------------------------------------------------- editors
 def list_editors(pattern: str | Iterable[str] = "*") -> list[str]:
     return list_names("editor", pattern)
@@ -171,7 +183,20 @@ def list_domains(pattern: str | Iterable[str] = "*") -> list[str]:
 
 
 def get_domain(name: str) -> Domain:
-    """The Domain registered as `name`, created on first use (factories are called once) and cached."""
+    """The Domain registered as `name`, created on first use (factories are called once) and cached; or the
+    user's domain defined by a file when `name` is a path ending in `.toml` (see `zoo.userdomain`), after which
+    its declared name also resolves (for work units that name their domain)."""
+    from . import userdomain
+
+    if userdomain.is_domain_file(name):
+        domain = userdomain.load_domain_file(name)
+        if domain.name in registrations("domain"):
+            raise ZooError(f"{domain.spec.file}: name '{domain.name}' is taken by a registered domain; set another "
+                           "name = \"…\" in the file")
+        _file_domains[domain.name] = domain
+        return domain
+    if name in _file_domains and name not in registrations("domain"):
+        return _file_domains[name]
     reg = get_registration("domain", name)
     with _lock:
         if reg.instance is None:

@@ -15,7 +15,7 @@ import torch
 
 from zoo.cards import Card
 from zoo.domain import Domain
-from zoo.editor import Editor
+from zoo.editor import Editor, check_layer_range
 from zoo.errors import UnknownNameError
 
 from .layers import layer_mask
@@ -57,6 +57,17 @@ class InterFaceGAN(Editor):
         licence="MIT", citation="Shen et al., CVPR 2020",
     )
 
+    def __init__(self, options: Any = None, **overrides: Any) -> None:
+        super().__init__(options, **overrides)
+        check_layer_range(self.options.first_layer, self.options.last_layer, None, self._options_label())
+
+    def _options_label(self) -> str:
+        return f"interfacegan first_layer={self.options.first_layer}, last_layer={self.options.last_layer}"
+
+    def check_direction(self, direction: str, domain: Domain, n_styles: int) -> None:
+        """InputError when the options' layer range is beyond the generator's n_styles W+ layers."""
+        check_layer_range(self.options.first_layer, self.options.last_layer, n_styles, self._options_label())
+
     def directions(self, domain: Domain) -> list[str]:
         return sorted(domain.directions())
 
@@ -73,10 +84,11 @@ class InterFaceGAN(Editor):
         return conditional_direction(table[direction], others)
 
     def edit_latents(self, latents: torch.Tensor, direction: str, step: float, domain: Domain) -> torch.Tensor:
+        """latents [B, n_styles, w_dim] + step * n on the layer range; InputError for a range beyond n_styles."""
+        mask = layer_mask(latents, self.options.first_layer, self.options.last_layer, self._options_label())
         d = self.direction_vector(direction, domain, latents.device).to(latents)
         if d.ndim == 1:
             d = d.expand(latents.shape[1], -1)
-        mask = layer_mask(latents, self.options.first_layer, self.options.last_layer)
         return latents + step * d * mask
 
     def direction_table(self, domain: Domain) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from zoo.cards import Card, cache_dir
+from zoo.checkpoint_io import torch_load
 from zoo.domain import Domain
 from zoo.editor import EditCodes, Editor
 
@@ -77,7 +78,7 @@ class StyleSpace(Editor):
         path = self._cache_path(domain) if pinned else None
         if path is not None and path.is_file():
             try:
-                d = torch.load(path, weights_only=True)
+                d = torch_load(path, what="stylespace cache")  # weights-only, torch's warnings silenced
                 self._stats[domain.name] = ChannelStats(d["mean"], d["std"], {
                     k: [(int(a), int(b), float(c)) for a, b, c in v] for k, v in d["ranking"].items()})
                 return self._stats[domain.name]

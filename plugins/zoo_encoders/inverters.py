@@ -115,6 +115,21 @@ def _check_iters(n: int) -> None:
         raise InputError(f"n_iters must be >= 1, got {n}")
 
 
+def _check_applies(options: Any, name: str, *, with_weights: bool, why: str) -> None:
+    """An option set away from its default must apply: `with_weights=True` options need weights=PATH (paper
+    configuration), `with_weights=False` ones only apply without it (small configuration).
+
+    Raises InputError naming the option and what it needs (options that would be silently ignored are errors).
+    """
+    default = next(f.default for f in fields(options) if f.name == name)
+    value = getattr(options, name)
+    if value == default or bool(options.weights) == with_weights:
+        return
+    if with_weights:
+        raise InputError(f"option {name}={value} needs weights=PATH (an official checkpoint): {why}")
+    raise InputError(f"option {name}={value} does not apply with weights=PATH: {why}; drop {name}=")
+
+
 _WEIGHTS_HELP = ("official checkpoint .pt (paper configuration: its decoder is the generator, inputs resized to "
                  "256); default: the domain's trained small configuration")
 
@@ -137,7 +152,10 @@ class ReStyleOptions:
     weights: str | None = field(default=None, metadata={"help": _WEIGHTS_HELP})
 
     def __post_init__(self) -> None:
+        """Raises InputError for n_iters < 1 and for backbone= together with weights= (the checkpoint decides)."""
         _check_iters(self.n_iters)
+        _check_applies(self, "backbone", with_weights=False,
+                       why="the paper configuration takes its backbone from the checkpoint")
 
 
 @dataclass(frozen=True)
@@ -151,7 +169,11 @@ class HyperStyleOptions:
                 "w_encoder_checkpoint_path if that file exists"})
 
     def __post_init__(self) -> None:
+        """Raises InputError for n_iters < 1 and for w_encoder= without weights= (it would be ignored)."""
         _check_iters(self.n_iters)
+        _check_applies(self, "w_encoder", with_weights=True,
+                       why="the W-encoder of the official HyperStyle checkpoint; the small configuration uses the "
+                           "domain's trained 'encoder/w_encoder' weights")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -242,6 +264,11 @@ class EncoderInverter(Inverter):
     @classmethod
     def embedded_options(cls) -> dict[str, Any]:
         return dict(EMBEDDED.get(cls.name, {}))
+
+    @classmethod
+    def official_weights(cls, options: dict[str, Any]) -> bool:
+        """`weights=` always names an official checkpoint: it runs with the paper's options (e.g. n_iters 5)."""
+        return bool(options.get("weights"))
 
     def _backbone(self) -> str:
         return getattr(self.options, "backbone", None) or DEFAULT_BACKBONE[self.name]

@@ -56,7 +56,7 @@ from tqdm.auto import tqdm
 from zoo.cards import cache_dir, sha256_file
 from zoo.errors import CheckpointError, InputError, ZooError
 from zoo.options import make_options
-from zoo.training.checkpointing import load_checkpoint, rng_state, save_atomic, set_rng_state
+from zoo.training.checkpointing import load_training_state, restoring, rng_state, save_atomic, set_rng_state
 from zoo.training.stylegan2_gan import save_grid
 
 from .configs import (
@@ -75,6 +75,8 @@ from .trainers import TRAINERS, Trainer
 from .weights_io import load_encoder_file, save_encoder_file
 
 LR_SMALL = 5e-4
+# what every encoder run's state.pt holds (`save_state` in train_encoder)
+STATE_KEYS = ("method", "config", "recipe", "trainer", "step", "wall_seconds", "log", "rng", "info")
 
 
 @dataclass(frozen=True)
@@ -288,6 +290,9 @@ def train_encoder(
     resumes); `recipe` = further Recipe overrides; `config` replaces the small configuration (e.g. tiny tests);
     `w_encoder` = HyperStyle's frozen W-encoder file. Returns a summary dict (step, wall_seconds, finished,
     validation metrics, run_dir).
+
+    Raises CheckpointError naming `run_dir/state.pt` when an existing one cannot be resumed (empty, HTML, foreign,
+    malicious or broken file; it is left untouched) and InputError when it was made with other settings.
     """
     if method not in METHODS:
         raise InputError(f"unknown encoder method '{method}' (one of {', '.join(METHODS)})")
@@ -309,10 +314,12 @@ def train_encoder(
 
     state = None
     if resume and state_path.exists():
-        state = load_checkpoint(state_path)
-        if state["method"] != method or EncoderConfig.from_json(state["config"]) != config:
+        state = load_training_state(state_path, STATE_KEYS, f"the {method} encoder")
+        with restoring(state_path, f"the {method} encoder"):
+            same_model = state["method"] == method and EncoderConfig.from_json(state["config"]) == config
+            old = {k: v for k, v in dict(state["recipe"]).items() if k not in VOLATILE}
+        if not same_model:
             raise InputError(f"{state_path} holds a different model ({state['method']}); use --fresh or another --out")
-        old = {k: v for k, v in state["recipe"].items() if k not in VOLATILE}
         new = {k: v for k, v in json.loads(json.dumps(asdict(rec))).items() if k not in VOLATILE}
         if old != new:
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -326,12 +333,15 @@ def train_encoder(
     val_history: list[dict[str, Any]] = []
     if state is not None:
         for key, what in (("generator_sha256", "generator"), ("w_encoder_sha256", "W-encoder")):
-            if state["info"].get(key) != run.info.get(key):
+            with restoring(state_path, f"the {method} encoder"):
+                other = dict(state["info"]).get(key) != run.info.get(key)
+            if other:
                 raise InputError(f"{state_path} was trained with another {what}; use --fresh or another --out")
-        run.trainer.load_state_dict(state["trainer"])
-        step, wall, log = int(state["step"]), float(state["wall_seconds"]), list(state["log"])
-        val_history = list(state.get("val_history", []))
-        set_rng_state(state["rng"])
+        with restoring(state_path, f"the {method} encoder"):
+            run.trainer.load_state_dict(state["trainer"])
+            step, wall, log = int(state["step"]), float(state["wall_seconds"]), list(state["log"])
+            val_history = list(state.get("val_history", []))
+            set_rng_state(state["rng"])
     (run_dir / "config.json").write_text(json.dumps(
         {"method": method, "domain": domain.name, "seed": seed, "config": json.loads(config.to_json()),
          "recipe": asdict(rec), "parameters": count_parameters(run.trainer.module), **run.info}, indent=2))
@@ -424,13 +434,14 @@ def export_encoder(method: str, run_dir: str | Path, domain: Any, install: bool 
     state_path = run_dir / "state.pt"
     if not state_path.exists():
         raise CheckpointError(f"no training state in {run_dir}: run `zoo train {method} --domain {domain.name}`")
-    state = load_checkpoint(state_path)
+    state = load_training_state(state_path, STATE_KEYS, f"the {method} encoder")
     if state["method"] != method:
         raise InputError(f"{run_dir} holds a {state['method']} run, not {method}")
-    cfg = EncoderConfig.from_json(state["config"])
     g = domain.generator("cpu").generator
-    module = build_module(cfg, g.layer_slots())
-    module.load_state_dict(state["trainer"]["module"])
+    with restoring(state_path, f"the {method} encoder"):
+        cfg = EncoderConfig.from_json(state["config"])
+        module = build_module(cfg, g.layer_slots())
+        module.load_state_dict(state["trainer"]["module"])
     if hasattr(module, "set_progressive_stage"):
         module.set_progressive_stage(18)  # ProgressiveStage.Inference: every delta on
     if method == "hyperstyle":  # the codes come from the W-encoder, relative to its latent_avg

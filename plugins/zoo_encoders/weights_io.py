@@ -5,7 +5,8 @@ Layout (as the official checkpoints, minus the decoder): `encoder.*` (or `hypern
 EncoderConfig), training (steps, seed, wall time, validation metrics, generator / W-encoder sha256)}, so that the
 file (and its sha256) is reproducible. HyperStyle's shared hypernet appears once (safetensors refuses aliased
 tensors); its aliases `refinement_blocks.{L}.hypernet.*` are restored on load, as `zoo.encoders.official` does for
-official files.
+official files. Loading goes through `zoo.checkpoint_io` like every other loader: keys saved from DataParallel
+(`module.`) are accepted with a note, errors name the file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from zoo.checkpoint_io import strip_module_prefix
 from zoo.encoders.official import _fill_aliases, load_strict
 from zoo.errors import CheckpointError
 from zoo.stylegan2 import LayerSlot
@@ -76,12 +78,20 @@ class EncoderFile:
 
 
 def read_metadata(path: str | Path) -> tuple[EncoderConfig, dict[str, Any]]:
+    """(config, training facts) from the file's metadata.
+
+    Raises CheckpointError naming the file when it is missing, not safetensors, or has no zoo-encoder metadata.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"encoder file not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:  # noqa: BLE001 - any unreadable file
-        raise CheckpointError(f"{path}: not a safetensors encoder file ({str(exc).splitlines()[0][:120]})") from None
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a safetensors encoder file ({first}); retrain or re-export it "
+                              "(`zoo train <method> --install`)") from None
     try:
         info = json.loads(meta["zoo_encoder"])
         if info.get("format") != FORMAT:
@@ -94,18 +104,29 @@ def read_metadata(path: str | Path) -> tuple[EncoderConfig, dict[str, Any]]:
 
 def load_encoder_file(path: str | Path, layer_slots: list[LayerSlot] | None = None,
                       device: str | torch.device = "cpu", expect_method: str | None = None) -> EncoderFile:
-    """Rebuild the module from the stored config and assign the weights strictly (float32, on `device`)."""
+    """Rebuild the module from the stored config and assign the weights strictly (float32, on `device`).
+
+    A DataParallel `module.` prefix (before or after `encoder.` / `hypernet.`) is stripped with one note.
+    Raises CheckpointError naming the file: unreadable, another method than `expect_method`, no latent_avg, or
+    weights that do not fit the stored config (first missing / unexpected keys).
+    """
     path = Path(path)
     cfg, training = read_metadata(path)
     if expect_method is not None and cfg.method != expect_method:
         raise CheckpointError(f"{path} holds a {cfg.method} model, not {expect_method}")
-    with safe_open(str(path), framework="pt") as f:
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iteration
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no iteration
+    except Exception as exc:  # noqa: BLE001 - a truncated file has readable metadata but not its tensors
+        raise CheckpointError(f"{path}: tensors unreadable ({type(exc).__name__}; truncated?); retrain or "
+                              "re-export it") from None
+    tensors = strip_module_prefix(tensors, str(path), keep=("latent_avg",))
     p = _prefix(cfg) + "."
     sd = {k[len(p):]: (v.float() if v.is_floating_point() else v).to(device) for k, v in tensors.items()
           if k.startswith(p)}
+    sd = strip_module_prefix(sd, str(path))  # `encoder.module.*`: only the encoder was wrapped
     if "latent_avg" not in tensors:
-        raise CheckpointError(f"{path} has no latent_avg")
+        raise CheckpointError(f"{path} has no latent_avg; retrain or re-export it (`zoo train {cfg.method}`)")
     with torch.random.fork_rng(devices=[]):  # the throw-away init must not move the caller's RNG
         module = build_module(cfg, layer_slots)  # small: a CPU init is cheaper than importing the meta kernels
     sd = _fill_aliases(module, sd)

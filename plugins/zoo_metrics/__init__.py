@@ -2,7 +2,8 @@
 
 Registered through the `zoo` entry-point group like any third-party plugin (`metrics = "zoo_metrics"`).
 All metrics take images [B, 3, H, W] in [-1, 1] and return per-image scores [B]; the pixel metrics resize both
-images to `size` (default 256×256, bilinear, antialiased when downsampling) first.
+images to `size` (default 256×256, bilinear, antialiased when downsampling) first. Inputs are validated by
+`zoo.metric.Metric.check_inputs` (shapes, value range, minimum side: lpips 31 px, ms_ssim 176 px) -> InputError.
 """
 
 from __future__ import annotations

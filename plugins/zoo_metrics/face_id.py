@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from zoo.cards import cache_dir
+from zoo.checkpoint_io import load_checked, torch_load
 from zoo.errors import CheckpointError
 
 FACENET_FILE = "20180402-114759-vggface2.pt"
@@ -84,11 +85,11 @@ class FacenetEmbedder:
         path = facenet_weights()
         net = InceptionResnetV1(pretrained=None, classify=False, num_classes=8631)
         net.logits = torch.nn.Linear(512, 8631)  # the checkpoint carries the VGGFace2 classifier too
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-        try:
-            net.load_state_dict(sd, strict=True)
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: not facenet-pytorch's VGGFace2 InceptionResnetV1 ({e})") from e
+        fix = "delete it and let facenet-pytorch download it again"
+        sd = torch_load(path, what="facenet weights", fix=fix)
+        if not isinstance(sd, dict):
+            raise CheckpointError(f"{path}: not a state dict (it holds a {type(sd).__name__}); {fix}")
+        load_checked(net, sd, f"{path} (facenet-pytorch's VGGFace2 InceptionResnetV1)", fix)
         self.net = net.eval().requires_grad_(False).to(device)
         self.mtcnn = MTCNN(image_size=160, margin=0, device=device)
         self.device = device

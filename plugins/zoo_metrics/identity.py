@@ -1,6 +1,9 @@
 """ID similarity: cosine of identity embeddings of prediction and target (higher is better, 1 = same embedding).
 
 Embedder choice (`backend="auto"`):
+0. a domain file's `identity` (`arcface:PATH` IR-SE50, `curricularface:PATH` IR-101, both on MTCNN-aligned
+   112×112 crops; `moco:PATH` MoCo-v2 ResNet-50 on the image at 224 (nearest); `dlib`; `none`): that model or
+   "unavailable" with the reason, never a substitute;
 1. a face domain (`domain.is_face`) with user weights (`weights=` or $ZOO_ID_WEIGHTS): IR-SE-50 / CurricularFace
    IR-101 on MTCNN-aligned 112×112 crops (the papers' protocol, anchors §11.1);
 2. the domain's own `identity_model(device)` (e.g. the peeps domain's embedder), fed at `domain.resolution`;
@@ -22,10 +25,12 @@ from zoo.errors import CheckpointError, InputError, ZooError
 from zoo.metric import Metric
 
 from . import face_id
-from .resize import check_images, resize_to
+from .resize import resize_to
 
 Embedder = Callable[[torch.Tensor], torch.Tensor]  # images [B, 3, H, W] in [-1, 1] -> embeddings [B, D]
-BACKENDS = ("auto", "domain", "irse", "facenet", "dlib")
+BACKENDS = ("auto", "domain", "irse", "facenet", "dlib", "moco")
+# a domain file's `identity = "<kind>:PATH"` -> backend (arcface IR-SE50 and CurricularFace IR-101 share `irse`)
+DOMAIN_FILE_BACKENDS = {"arcface": "irse", "curricularface": "irse", "moco": "moco", "dlib": "dlib"}
 IRSE_FIX = ("set ZOO_ID_WEIGHTS=/path/to/CurricularFace_Backbone.pth (IR-101) or model_ir_se50.pth (ArcFace "
             "IR-SE-50), or pass IdentitySimilarity(weights=...)")
 
@@ -36,12 +41,19 @@ def has_own_identity_model(domain: Domain | None) -> bool:
     return domain is not None and fn is not None and fn is not Domain.identity_model
 
 
+def domain_identity(domain: Domain | None) -> tuple[str, Path | None] | None:
+    """(kind, weights path) declared by a domain file (`FileDomain.identity`), None for other domains."""
+    declared = getattr(domain, "identity", None)
+    return declared if isinstance(declared, tuple) and len(declared) == 2 else None
+
+
 class IdentitySimilarity(Metric):
     """Cosine similarity of L2-normalised identity embeddings, per image [B] (NaN where no face is found)."""
 
     name = "id"
     higher_is_better = True
     version = "1"
+    paired_pixels = False  # each image is embedded on its own (brought to the embedder's size), so H, W may differ
     card = Card(
         title="CurricularFace: Adaptive Curriculum Learning Loss for Deep Face Recognition",
         authors="Y. Huang, Y. Wang, Y. Tai, X. Liu, P. Shen, S. Li, J. Li, F. Huang",
@@ -64,9 +76,11 @@ class IdentitySimilarity(Metric):
 
     # -- backend choice --------------------------------------------------------------------------------------------
 
-    def weights_path(self) -> Path | None:
-        """User IR-SE / CurricularFace weights: the constructor's `weights`, else $ZOO_ID_WEIGHTS."""
-        w = self.weights or os.environ.get("ZOO_ID_WEIGHTS")
+    def weights_path(self, domain: Domain | None = None) -> Path | None:
+        """User IR-SE / CurricularFace / MoCo weights: the constructor's `weights`, else a domain file's
+        `identity = "kind:PATH"`, else $ZOO_ID_WEIGHTS."""
+        declared = domain_identity(domain)
+        w = self.weights or (declared[1] if declared else None) or os.environ.get("ZOO_ID_WEIGHTS")
         return Path(w).expanduser() if w else None
 
     def _backend_reason(self, backend: str, domain: Domain | None) -> str | None:
@@ -78,8 +92,13 @@ class IdentitySimilarity(Metric):
             except (ZooError, NotImplementedError) as e:
                 return str(e)
             return None
+        if backend == "moco":
+            w = self.weights_path(domain)
+            if w is None or not w.is_file():
+                return f"MoCo weights not found: {w} (moco_v2_800ep_pretrain.pt, see docs/own-domain.md)"
+            return None
         if backend == "irse":
-            w = self.weights_path()
+            w = self.weights_path(domain)
             if w is None:
                 return f"no CurricularFace / ArcFace weights: {IRSE_FIX}"
             if not w.is_file():
@@ -100,6 +119,14 @@ class IdentitySimilarity(Metric):
             return (None, reason) if reason else (self.backend, None)
         if domain is None:
             return None, "the id metric needs a domain (its identity model) or an explicit face backend"
+        declared = domain_identity(domain)
+        if declared is not None:  # a domain file says which model: that one or none, never a substitute
+            kind, path = declared
+            if kind == "none":
+                return None, f"domain '{domain.name}' sets identity = \"none\""
+            backend = DOMAIN_FILE_BACKENDS[kind]
+            reason = self._backend_reason(backend, domain)
+            return (None, f"{kind}: {reason}") if reason else (backend, None)
         is_face = bool(getattr(domain, "is_face", False))
         candidates = []
         if is_face and self.weights_path() is not None:
@@ -126,7 +153,7 @@ class IdentitySimilarity(Metric):
     # -- embedding -------------------------------------------------------------------------------------------------
 
     def _embedder(self, domain: Domain | None, backend: str) -> Embedder:
-        key = (backend, id(domain) if backend == "domain" else None, str(self.weights_path()))
+        key = (backend, id(domain) if backend == "domain" else None, str(self.weights_path(domain)))
         if key not in self._embedders:
             if backend == "domain":
                 model = domain.identity_model(self.device)
@@ -137,7 +164,11 @@ class IdentitySimilarity(Metric):
 
                 fn: Embedder = embed
             elif backend == "irse":
-                fn = face_id.IRSEEmbedder(self.device, self.weights_path())
+                fn = face_id.IRSEEmbedder(self.device, self.weights_path(domain))
+            elif backend == "moco":
+                from .moco import MocoEmbedder
+
+                fn = MocoEmbedder(self.device, self.weights_path(domain))
             elif backend == "facenet":
                 fn = face_id.FacenetEmbedder(self.device)
             else:
@@ -154,11 +185,8 @@ class IdentitySimilarity(Metric):
         return F.normalize(e.to(self.device).float(), dim=1)
 
     def score(self, pred: torch.Tensor, target: torch.Tensor, domain: Domain | None = None) -> torch.Tensor:
-        """pred, target [B, 3, H, W] in [-1, 1] -> cosine similarity [B] in [-1, 1] (NaN where undefined)."""
-        check_images(pred, "pred")
-        check_images(target, "target")
-        if len(pred) != len(target):
-            raise InputError(f"pred has {len(pred)} images, target {len(target)}")
+        """pred, target [B, 3, H, W] in [-1, 1] (H, W may differ) -> cosine similarity [B] in [-1, 1] (NaN where
+        undefined). InputError for other inputs (`check_inputs`), CheckpointError when no embedder is available."""
         if pred.shape == target.shape:
             e = self.embed(torch.cat([pred, target]), domain)
             e1, e2 = e[: len(pred)], e[len(pred):]

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from zoo.checkpoint_io import load_checked, strip_module_prefix, torch_load
 from zoo.errors import CheckpointError
 
 UNITS_PER_STAGE: dict[int, tuple[int, int, int, int]] = {50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 152: (3, 8, 36, 3)}
@@ -88,20 +89,17 @@ def load_ir_backbone(path: str | Path) -> IRBackbone:
     """Build the IR(-SE) backbone that fits a state dict file and load it strictly (eval mode, frozen).
 
     Depth (50/100/152) comes from the number of body units, SE from `res_layer.5.*` keys; a `module.` prefix
-    (DataParallel) is stripped. Raises CheckpointError if the file is not such a backbone.
+    (DataParallel) is stripped (one note). Raises CheckpointError naming the file if it is unreadable (empty, HTML,
+    pickled objects or code: never run) or not such a backbone.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"identity weights not found: {path}")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means "not a state dict"
-        raise CheckpointError(f"{path}: cannot be read as a weights-only state dict ({e})") from e
+    fix = "download model_ir_se50.pth again (TreB1eN / pSp release)"
+    sd = torch_load(path, what="identity weights", fix=fix)
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict) or not sd:
-        raise CheckpointError(f"{path}: not a state dict")
-    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+        raise CheckpointError(f"{path}: not a state dict; {fix}")
+    sd = strip_module_prefix(sd, str(path))
     units = {int(m.group(1)) for k in sd if (m := re.match(r"body\.(\d+)\.", k))}
     by_count = {sum(v): n for n, v in UNITS_PER_STAGE.items()}
     if len(units) not in by_count:
@@ -111,11 +109,6 @@ def load_ir_backbone(path: str | Path) -> IRBackbone:
     config = dict(num_layers=by_count[len(units)], se=se, bn1d_affine="output_layer.4.weight" in sd)
     with torch.device("meta"):  # no random init of 40-65 M parameters that are overwritten anyway
         model = IRBackbone(**config)
-    try:
-        model.load_state_dict(sd, strict=True, assign=True)
-        if any(t.is_meta for t in (*model.parameters(), *model.buffers())):  # e.g. BN counters absent from old files
-            model = IRBackbone(**config)
-            model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        raise CheckpointError(f"{path}: does not fit {model.arch}: {str(e).splitlines()[0]}") from e
+    # strict; BN counters absent from old files are set to 0 (one note), missing weights / statistics are an error
+    load_checked(model, sd, str(path), fix, assign=True, problem=f"does not fit {model.arch}")
     return model.eval().requires_grad_(False)

@@ -31,8 +31,9 @@ class L2(Metric):
     def __init__(self, device: str | torch.device = "cpu", size: Size | None = 256) -> None:
         super().__init__(device)
         self.size = size
+        self.check_size_option()
 
     def score(self, pred: torch.Tensor, target: torch.Tensor, domain: Domain | None = None) -> torch.Tensor:
-        """pred, target [B, 3, H, W] in [-1, 1] -> MSE [B] (>= 0)."""
+        """pred, target [B, 3, H, W] in [-1, 1] -> MSE [B] (>= 0); InputError for other inputs (`check_inputs`)."""
         p, t = prepare_pair(pred, target, self.size, self.device)
         return (p - t).pow(2).flatten(1).mean(1)

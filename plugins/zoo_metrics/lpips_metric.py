@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from zoo.cards import Card
-from zoo.errors import CheckpointError, ZooError
+from zoo.errors import CheckpointError
 from zoo.metric import Metric
 
 from .backbones import alexnet_features_source, alexnet_features_state_dict, lpips_lin_weights
@@ -72,6 +72,9 @@ class LPIPS(Metric):
     name = "lpips"
     higher_is_better = False
     version = "1"
+    # AlexNet up to relu5: conv1 (11 px, stride 4, pad 2) and two 3-px / stride-2 max-pools leave 1 px at 31
+    min_size = 31
+    min_size_reason = "AlexNet's 11-px stride-4 conv1 and two 3-px max-pools"
     card = Card(
         title="The Unreasonable Effectiveness of Deep Features as a Perceptual Metric",
         authors="R. Zhang, P. Isola, A. A. Efros, E. Shechtman, O. Wang",
@@ -86,6 +89,7 @@ class LPIPS(Metric):
     def __init__(self, device: str | torch.device = "cpu", size: Size | None = 256) -> None:
         super().__init__(device)
         self.size = size
+        self.check_size_option()
         self._model: lpips_pkg.LPIPS | None = None
         self.backbone_source: str | None = None
 
@@ -114,9 +118,8 @@ class LPIPS(Metric):
         return self._model
 
     def score(self, pred: torch.Tensor, target: torch.Tensor, domain: Domain | None = None) -> torch.Tensor:
-        """pred, target [B, 3, H, W] in [-1, 1] -> LPIPS distance [B] (>= 0; 0 for identical images)."""
+        """pred, target [B, 3, H, W] in [-1, 1] (sides >= 31 px when size=None) -> LPIPS distance [B] (>= 0; 0 for
+        identical images). InputError for other inputs (`check_inputs`), CheckpointError without the weights."""
         p, t = prepare_pair(pred, target, self.size, self.device)
-        if p.shape[1] != 3:
-            raise ZooError("LPIPS needs RGB images [B, 3, H, W]")
         model = self.model
         return model(p.float(), t.float()).flatten().to(p.dtype)

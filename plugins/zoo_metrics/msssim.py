@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo.cards import Card
+from zoo.errors import InputError
 from zoo.metric import Metric
 
 from .resize import Size, prepare_pair
@@ -86,8 +87,13 @@ def ms_ssim(img1: torch.Tensor, img2: torch.Tensor, window_size: int = 11, sigma
             weights: tuple[float, ...] = MSSSIM_WEIGHTS, val_range: float | None = None) -> torch.Tensor:
     """MS-SSIM per image [B] of img1, img2 [B, C, H, W] (jorge-pessoa semantics; see the module docstring).
 
-    Needs H, W >= 2**(len(weights)-1) (16 for 5 scales); 256×256 keeps the full 11-tap window at every scale.
+    Needs H, W >= 2**(len(weights)-1) (16 for 5 scales; InputError below); 256×256 keeps the full 11-tap window at
+    every scale (176×176 is the smallest that does; the `MSSSIM` metric requires it).
     """
+    need = 2 ** (len(weights) - 1)
+    if min(img1.shape[-2:]) < need or min(img2.shape[-2:]) < need:
+        raise InputError(f"ms_ssim: images must be at least {need}x{need} px for {len(weights)} scales, got "
+                         f"{tuple(img1.shape[-2:])} and {tuple(img2.shape[-2:])}")
     w = torch.tensor(weights, dtype=img1.dtype, device=img1.device)
     ssims, css = [], []
     for i in range(len(weights)):
@@ -106,6 +112,9 @@ class MSSSIM(Metric):
     name = "ms_ssim"
     higher_is_better = True
     version = "1"
+    # the full 11-px window at all 5 scales (4 halvings): 11 * 2**4 = 176 (the reference shrinks the window below)
+    min_size = 176
+    min_size_reason = "5 scales of an 11-px window: 11 x 2^4"
     card = Card(
         title="Multiscale structural similarity for image quality assessment",
         authors="Z. Wang, E. P. Simoncelli, A. C. Bovik",
@@ -122,8 +131,10 @@ class MSSSIM(Metric):
         super().__init__(device)
         self.size = size
         self.val_range = val_range
+        self.check_size_option()
 
     def score(self, pred: torch.Tensor, target: torch.Tensor, domain: Domain | None = None) -> torch.Tensor:
-        """pred, target [B, 3, H, W] in [-1, 1] -> MS-SSIM [B] (1 for identical images, NaN where undefined)."""
+        """pred, target [B, 3, H, W] in [-1, 1] (sides >= 176 px when size=None) -> MS-SSIM [B] (1 for identical
+        images, NaN where undefined). InputError for other inputs (`check_inputs`)."""
         p, t = prepare_pair(pred, target, self.size, self.device)
         return ms_ssim(p, t, val_range=self.val_range)

@@ -8,10 +8,11 @@ if each image were optimised alone.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,19 @@ if TYPE_CHECKING:
     import lpips as lpips_pkg
 
 _LPIPS_CACHE: dict[str, lpips_pkg.LPIPS] = {}
+
+
+def check_option_applies(options: Any, name: str, applies: bool, why: str) -> None:
+    """Refuse an option that was set (away from its dataclass default) but cannot apply, instead of ignoring it.
+
+    Raises InputError `option <name>=<value> has no effect: <why>`.
+    """
+    from zoo.errors import InputError
+
+    default = next(f.default for f in dataclasses.fields(options) if f.name == name)
+    value = getattr(options, name)
+    if value != default and not applies:
+        raise InputError(f"option {name}={value} has no effect: {why}")
 
 
 def lpips_network(device: str | torch.device = "cpu") -> lpips_pkg.LPIPS:

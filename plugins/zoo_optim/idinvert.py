@@ -47,12 +47,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from zoo.cards import Card, sha256_file
+from zoo.checkpoint_io import load_checked
 from zoo.errors import CheckpointError
 from zoo.inversion import Inversion
 from zoo.inverter import Inverter
 
-from ._common import (EmbeddedOptionsMixin, ImageClock, Patience, Perceptual, lpips_network, resolve_lpips_size,
-                      select_features)
+from ._common import (EmbeddedOptionsMixin, ImageClock, Patience, Perceptual, check_option_applies, lpips_network,
+                      resolve_lpips_size, select_features)
 
 if TYPE_CHECKING:
     from zoo.domain import Domain
@@ -180,7 +181,11 @@ def save_encoder(path: str | Path, encoder: IDInvertEncoder, *, half: bool = Fal
 
 
 def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[IDInvertEncoder, dict[str, Any]]:
-    """Load an encoder file written by `save_encoder` (eval mode, frozen). Returns (encoder, extra metadata)."""
+    """Load an encoder file written by `save_encoder` (eval mode, frozen). Returns (encoder, extra metadata).
+
+    A DataParallel `module.` prefix is stripped (one note). Raises CheckpointError naming the file when it is missing,
+    unreadable, not an IDInvert encoder or its weights do not fit the stored config.
+    """
     from safetensors import safe_open
     from safetensors.torch import load_file
 
@@ -192,17 +197,19 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[
             meta = f.metadata() or {}
         sd = load_file(str(path))
     except Exception as exc:  # noqa: BLE001 - any unreadable file
-        raise CheckpointError(f"{path}: not a safetensors IDInvert encoder ({type(exc).__name__})") from None
+        raise CheckpointError(f"{path}: not a safetensors IDInvert encoder ({type(exc).__name__}); retrain it "
+                              "(`zoo train idinvert`) or pass another weights=PATH") from None
     if meta.get("format") != ENCODER_FORMAT:
         raise CheckpointError(f"{path}: not an IDInvert encoder (format {meta.get('format')!r}, "
                               f"expected {ENCODER_FORMAT!r})")
-    config = EncoderConfig(**json.loads(meta["config"]))
-    enc = IDInvertEncoder(config)
     try:
-        enc.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the stored encoder config "
-                              f"({str(exc).splitlines()[0][:200]})") from None
+        config = EncoderConfig(**json.loads(meta["config"]))
+    except (KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{path}: its IDInvert metadata has no valid encoder config; retrain it "
+                              "(`zoo train idinvert`)") from None
+    enc = IDInvertEncoder(config)
+    load_checked(enc, {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}, str(path),
+                 "retrain it (`zoo train idinvert`)", problem="weights do not fit the stored encoder config")
     enc.eval().requires_grad_(False).to(device)
     return enc, json.loads(meta.get("extra", "{}"))
 
@@ -262,6 +269,11 @@ class IDInvertOptions:
     early_stop_patience: int = field(default=0, metadata={
         "help": "stop an image after this many steps without a loss improvement > early_stop_tol (0: off)"})
     early_stop_tol: float = field(default=1e-5, metadata={"help": "minimum per-image loss improvement"})
+
+    def __post_init__(self) -> None:
+        """Raises InputError for early_stop_tol without early_stop_patience (it would be ignored)."""
+        check_option_applies(self, "early_stop_tol", self.early_stop_patience > 0,
+                             "early stopping is off; set early_stop_patience=N too")
 
 
 @dataclass(frozen=True)

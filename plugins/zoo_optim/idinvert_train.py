@@ -39,7 +39,15 @@ from tqdm.auto import tqdm
 
 from zoo.cards import sha256_file
 from zoo.stylegan2.discriminator import Discriminator
-from zoo.training.checkpointing import load_checkpoint, rng_state, save_atomic, set_rng_state
+from zoo.training.checkpointing import (
+    RESTART_HINT,
+    ResumeMismatchError,
+    load_training_state,
+    restoring,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
 
 from ._common import Perceptual, lpips_network, resolve_lpips_size
 from .idinvert import EncoderConfig, IDInvertEncoder, load_encoder, save_encoder
@@ -77,6 +85,8 @@ class IDInvertTrainConfig:
 
 
 VOLATILE = ("steps", "checkpoint_every", "sample_every", "log_every")
+# what every IDInvert run's state.pt holds (`save_state` in train_idinvert)
+STATE_KEYS = ("config", "encoder", "discriminator", "e_optim", "d_optim", "step", "wall_seconds", "log", "rng")
 
 # Training settings of the embedded 32 px `peeps` domain where they differ from IDInvertTrainConfig's defaults
 # (cost: see the module docstring). `make_train_command` applies them for `--domain peeps`.
@@ -104,6 +114,10 @@ def train_idinvert(
     steps / batch / seed override the config. Stops at `steps` or after `max_minutes` of wall time in this call
     (then saves; call again to resume — `resume=False` starts over). The encoder is written to
     `out_dir/encoder.safetensors` at the end of every call.
+
+    An existing `out_dir/state.pt` is checked first: CheckpointError naming it when it cannot be resumed (empty, HTML,
+    foreign, malicious or broken; left untouched), ResumeMismatchError (InputError, ValueError) when it was made with
+    another config.
     """
     cfg = config or IDInvertTrainConfig()
     cfg = replace(cfg, **{k: v for k, v in (("steps", steps), ("batch", batch), ("seed", seed)) if v is not None})
@@ -111,6 +125,16 @@ def train_idinvert(
     (out / "samples").mkdir(parents=True, exist_ok=True)
     state_path = out / "state.pt"
     dev = torch.device(device)
+    cfg_json = json.loads(json.dumps(asdict(cfg)))
+    st = None
+    if resume and state_path.exists():  # checked before any heavy work
+        st = load_training_state(state_path, STATE_KEYS, "the IDInvert encoder")
+        with restoring(state_path, "the IDInvert encoder"):
+            same = {k: v for k, v in dict(st["config"]).items() if k not in VOLATILE}
+        if same != {k: v for k, v in cfg_json.items() if k not in VOLATILE}:
+            diff = sorted(k for k in same if same[k] != cfg_json.get(k))
+            raise ResumeMismatchError(f"{state_path} was made with a different config ({', '.join(diff)}); "
+                                      f"use a new output directory or resume=False (--no-resume), or {RESTART_HINT}")
 
     loaded = domain.generator(dev)
     g = loaded.generator
@@ -126,20 +150,14 @@ def train_idinvert(
         perc = Perceptual(lpips_network(dev), resolve_lpips_size(cfg.lpips_size, g.size))
 
     step, wall, log = 0, 0.0, []
-    cfg_json = json.loads(json.dumps(asdict(cfg)))
-    if resume and state_path.exists():
-        st = load_checkpoint(state_path)
-        same = {k: v for k, v in st["config"].items() if k not in VOLATILE}
-        if same != {k: v for k, v in cfg_json.items() if k not in VOLATILE}:
-            diff = sorted(k for k in same if same[k] != cfg_json.get(k))
-            raise ValueError(f"{state_path} was made with a different config ({', '.join(diff)}); "
-                             "use a new output directory or resume=False")
-        enc.load_state_dict(st["encoder"])
-        disc.load_state_dict(st["discriminator"])
-        e_opt.load_state_dict(st["e_optim"])
-        d_opt.load_state_dict(st["d_optim"])
-        step, wall, log = st["step"], st["wall_seconds"], st["log"]
-        set_rng_state(st["rng"])
+    if st is not None:
+        with restoring(state_path, "the IDInvert encoder"):
+            enc.load_state_dict(st["encoder"])
+            disc.load_state_dict(st["discriminator"])
+            e_opt.load_state_dict(st["e_optim"])
+            d_opt.load_state_dict(st["d_optim"])
+            step, wall, log = int(st["step"]), float(st["wall_seconds"]), list(st["log"])
+            set_rng_state(st["rng"])
     else:
         torch.manual_seed(cfg.seed)
         with torch.no_grad():  # start the last BN at the generator's per-dimension w statistics
@@ -284,7 +302,7 @@ def export_encoder(run_dir: str | Path, dest: str | Path, *, half: bool = True) 
 def model_card(run_dir: str | Path) -> dict[str, Any]:
     """Model-card fields for `register_weights('encoder/idinvert', ...)` from a finished run directory."""
     run_dir = Path(run_dir)
-    st = load_checkpoint(run_dir / "state.pt")
+    st = load_training_state(run_dir / "state.pt", STATE_KEYS, "the IDInvert encoder")
     enc, extra = load_encoder(run_dir / "encoder.safetensors")
     cfg = st["config"]
     n_params = sum(p.numel() for p in enc.parameters())
@@ -315,7 +333,7 @@ def install_encoder(run_dir: str | Path, domain_name: str = "peeps") -> dict[str
     from zoo_peeps.export import register_weights
 
     run_dir = Path(run_dir)
-    st = load_checkpoint(run_dir / "state.pt")
+    st = load_training_state(run_dir / "state.pt", STATE_KEYS, "the IDInvert encoder")
     cfg = st["config"]
     dest = run_dir / "encoder_idinvert.safetensors"
     export_encoder(run_dir, dest)

@@ -41,8 +41,8 @@ from zoo.cards import Card
 from zoo.inversion import Inversion
 from zoo.inverter import Inverter
 
-from ._common import (EmbeddedOptionsMixin, ImageClock, Patience, Perceptual, karras_lr, lpips_network,
-                      noise_regularize, renormalize_, resolve_lpips_size, select_features, w_statistics)
+from ._common import (EmbeddedOptionsMixin, ImageClock, Patience, Perceptual, check_option_applies, karras_lr,
+                      lpips_network, noise_regularize, renormalize_, resolve_lpips_size, select_features, w_statistics)
 
 if TYPE_CHECKING:
     from zoo.domain import Domain
@@ -72,6 +72,14 @@ class ProjectorOptions:
     early_stop_patience: int = field(default=0, metadata={
         "help": "stop an image after this many steps without a loss improvement > early_stop_tol (0: off)"})
     early_stop_tol: float = field(default=1e-4, metadata={"help": "minimum per-image loss improvement"})
+
+    def __post_init__(self) -> None:
+        """Raises InputError for options that would be ignored (noise_regularize without optimize_noise,
+        early_stop_tol without early_stop_patience)."""
+        check_option_applies(self, "noise_regularize", self.optimize_noise,
+                             "the noise maps are not optimised (optimize_noise=false)")
+        check_option_applies(self, "early_stop_tol", self.early_stop_patience > 0,
+                             "early stopping is off; set early_stop_patience=N too")
 
 
 KARRAS_CARD = Card(

@@ -37,7 +37,8 @@ from zoo.cards import Card
 from zoo.inversion import Inversion, TunedWeights, render_with_change
 from zoo.inverter import Inverter
 
-from ._common import EmbeddedOptionsMixin, ImageClock, Perceptual, lpips_network, resolve_lpips_size, w_statistics
+from ._common import (EmbeddedOptionsMixin, ImageClock, Perceptual, check_option_applies, lpips_network,
+                      resolve_lpips_size, w_statistics)
 from .projector import ProjectorOptions, project
 
 if TYPE_CHECKING:
@@ -77,6 +78,12 @@ class PTIOptions:
     delta_dtype: Literal["float32", "float16"] = field(default="float32", metadata={
         "help": "storage dtype of the per-image weight deltas"})
     seed: int = field(default=303, metadata={"help": "seed of the pivot projection and the regulariser samples"})
+
+    def __post_init__(self) -> None:
+        """Raises InputError for locality_* options without locality=true (they would be ignored)."""
+        for name in ("locality_alpha", "locality_psi", "locality_l2", "locality_lpips", "locality_samples",
+                     "locality_interval"):
+            check_option_applies(self, name, self.locality, "the locality regulariser is off; set locality=true too")
 
 
 PTI_CARD = Card(

@@ -12,6 +12,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from zoo.cards import Card, WeightSpec
+from zoo.checkpoint_io import load_checked
 from zoo.domain import AttributeScorer, Domain
 from zoo.errors import CheckpointError, InputError
 
@@ -80,8 +81,14 @@ class PeepsDomain(Domain):
         spec = self.weights.get(role)
         if spec is None:
             raise CheckpointError(f"peeps has no '{role}' weights yet: run `zoo train {role} --domain peeps`")
-        state = load_file(str(spec.resolve()))
-        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        path = spec.resolve()
+        try:
+            state = load_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - truncated / foreign file
+            raise CheckpointError(f"{path}: not a readable safetensors file ({type(exc).__name__}); retrain it: "
+                                  f"`zoo train {role} --domain peeps`") from None
+        load_checked(net, {k: v.float() for k, v in state.items()}, str(path),
+                     f"retrain it: `zoo train {role} --domain peeps`")
         net.eval().to(device)
         for p in net.parameters():
             p.requires_grad_(False)

@@ -18,7 +18,8 @@ import torch
 from zoo.cards import sha256_file
 from zoo.stylegan2 import Generator
 from zoo.stylegan2.checkpoints import save_generator
-from zoo.training.stylegan2_gan import GanConfig, save_grid, train_gan
+from zoo.training.checkpointing import load_training_state, restoring
+from zoo.training.stylegan2_gan import GAN_STATE_KEYS, GanConfig, load_gan_state, save_grid, train_gan
 
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
@@ -40,11 +41,16 @@ PEEPS_GAN = GanConfig(
 
 
 def export_generator(run_dir: Path, dest: Path, n_mean: int = 10_000) -> dict:
-    """Write the EMA generator of `run_dir/state.pt` as a fp16 rosinality-layout file with latent_avg."""
-    st = torch.load(run_dir / "state.pt", map_location="cpu", weights_only=True)
-    cfg = GanConfig(**{**st["config"], "channels": {int(k): v for k, v in st["config"]["channels"].items()}})
-    g = Generator(cfg.size, cfg.style_dim, cfg.n_mlp, channels=cfg.channels)
-    g.load_state_dict(st["g_ema"])
+    """Write the EMA generator of `run_dir/state.pt` as a fp16 rosinality-layout file with latent_avg.
+
+    Raises CheckpointError naming the state file when it is unreadable, foreign or does not fit its config.
+    """
+    state_path = run_dir / "state.pt"
+    st = load_training_state(state_path, GAN_STATE_KEYS, "the generator")
+    with restoring(state_path, "the generator"):
+        cfg = GanConfig(**{**st["config"], "channels": {int(k): v for k, v in st["config"]["channels"].items()}})
+        g = Generator(cfg.size, cfg.style_dim, cfg.n_mlp, channels=cfg.channels)
+        g.load_state_dict(st["g_ema"])
     with torch.no_grad():
         z = torch.randn(n_mean, cfg.style_dim, generator=torch.Generator().manual_seed(123))
         latent_avg = g.style(z).mean(0)
@@ -55,10 +61,16 @@ def export_generator(run_dir: Path, dest: Path, n_mean: int = 10_000) -> dict:
 
 
 def run(out: Path, max_minutes: float | None, max_steps: int | None, device: str = "cpu") -> dict:
-    """Train / resume the peeps generator in `out` (state.pt, samples/, generator.pt)."""
+    """Train / resume the peeps generator in `out` (state.pt, samples/, generator.pt).
+
+    An existing `out/state.pt` is checked before the data are loaded: CheckpointError / ResumeMismatchError naming it
+    when it cannot be resumed (it is left untouched).
+    """
     from .dataset import load_split
 
     cfg = PEEPS_GAN if max_steps is None else GanConfig(**{**PEEPS_GAN.__dict__, "max_steps": max_steps})
+    if (out / "state.pt").exists():
+        load_gan_state(out / "state.pt", cfg)  # fail fast, before rendering / loading the training split
     data = load_split("train", RESOLUTION)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.__dict__, indent=2, default=str))
@@ -88,7 +100,7 @@ def install_generator(run_dir: Path, docs_dir: Path = DOCS_IMAGES) -> dict:
     renders = load_split("test", RESOLUTION).to_tensor()
     reference = load_split("train", RESOLUTION, limit=1200).to_tensor()
     quality = quality_report(g, domain.identity_model(), renders, reference)
-    st = torch.load(run_dir / "state.pt", map_location="cpu", weights_only=True)
+    st = load_training_state(run_dir / "state.pt", GAN_STATE_KEYS, "the generator")
     card = {
         "model": f"StyleGAN2 (rosinality layout) {RESOLUTION}x{RESOLUTION}, style_dim {PEEPS_GAN.style_dim}, "
                  f"n_mlp {PEEPS_GAN.n_mlp}, channels {PEEPS_GAN.channels}; EMA generator, fp16 storage",

@@ -96,11 +96,13 @@ class Evaluator:
 
     metrics: name -> Metric; a metric whose `unavailable_reason(domain)` is not None goes to `unavailable`
     (name -> reason) and is never computed. editors: name -> Editor; each direction of each editor is swept over
-    `steps` on the splits in `edit_splits`. Problems that disable parts of the sweep are listed in `notes`.
+    `steps` on the splits in `edit_splits` (`editors_skipped`: the user asked for no editors). Problems that
+    disable parts of the sweep are listed in `notes`.
     """
 
     def __init__(self, domain: Domain, metrics: Mapping[str, Metric], editors: Mapping[str, Editor],
-                 steps: Sequence[float], edit_splits: Sequence[str], device: str | torch.device = "cpu") -> None:
+                 steps: Sequence[float], edit_splits: Sequence[str], device: str | torch.device = "cpu",
+                 editors_skipped: bool = False) -> None:
         self.domain = domain
         self.device = torch.device(device)
         self.fingerprint = domain_fingerprint(domain)
@@ -120,7 +122,8 @@ class Evaluator:
         self._embedder: Embedder | None | bool = False  # False = not loaded yet
         self.targets = self._edit_targets() if self.editors and self.steps else []
         if not self.editors:
-            self.notes.append("no editors registered: the editing sweep was skipped")
+            self.notes.append("editing sweep skipped (--editors none)" if editors_skipped
+                              else "no editors registered: the editing sweep was skipped")
 
     # ------------------------------------------------------------------ lazily loaded domain models
     @property

@@ -1,8 +1,10 @@
 """User image folders for `zoo bench --images DIR`: every readable image is made a valid domain input.
 
 Fixes, each reported as one line per file: grayscale -> RGB; alpha (RGBA, LA, palette transparency) -> composited
-on white; not square -> centre crop; wrong size -> resized (Lanczos) to the domain resolution. Unreadable or
-corrupt files are skipped with a one-line message; the valid images are still benchmarked.
+on white; not square -> centre crop; wrong size -> resized to the domain resolution with PIL's bilinear filter
+(antialiased when shrinking), which is what the official pSp / e4e / ReStyle / HyperStyle inference transforms do
+(`transforms.Resize((256, 256))` on PIL images), or Lanczos when the domain asks for it (`Domain.resample`).
+Unreadable or corrupt files are skipped with a one-line message; the valid images are still benchmarked.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ class FolderImages:
     n_files: int = 0
 
 
-def load_image_file(path: str | Path, resolution: int) -> tuple[torch.Tensor, list[str]]:
+RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "lanczos": Image.Resampling.LANCZOS}
+
+
+def load_image_file(path: str | Path, resolution: int, resample: str = "bilinear") -> tuple[torch.Tensor, list[str]]:
     """One file -> (image [3, R, R] float32 in [-1, 1], notes about the conversions made).
 
     Raises InputError (one line) when the file is not a readable image.
@@ -71,7 +76,9 @@ def load_image_file(path: str | Path, resolution: int) -> tuple[torch.Tensor, li
         notes.append(f"not square ({w}x{h}), centre-cropped to {s}x{s}")
     if rgb.size != (resolution, resolution):
         notes.append(f"{rgb.size[0]}x{rgb.size[1]}, resized to {resolution}x{resolution}")
-        rgb = rgb.resize((resolution, resolution), Image.Resampling.LANCZOS)
+        if resample not in RESAMPLE:
+            raise ValueError(f"resample must be one of {', '.join(RESAMPLE)}, got {resample!r}")
+        rgb = rgb.resize((resolution, resolution), RESAMPLE[resample])
     arr = np.asarray(rgb, dtype=np.uint8)
     x = torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32).div_(127.5).sub_(1.0)
     return x, notes
@@ -100,7 +107,7 @@ def _to_rgb(im: Image.Image) -> tuple[Image.Image, list[str]]:
     return im.copy(), []
 
 
-def load_folder(folder: str | Path, resolution: int) -> FolderImages:
+def load_folder(folder: str | Path, resolution: int, resample: str = "bilinear") -> FolderImages:
     """Every non-hidden file of `folder` (sorted by name, not recursive) that can be made an image [3, R, R].
 
     Raises InputError when the folder does not exist or holds no usable image.
@@ -112,7 +119,7 @@ def load_folder(folder: str | Path, resolution: int) -> FolderImages:
     images, names, messages = [], [], []
     for p in files:
         try:
-            x, notes = load_image_file(p, resolution)
+            x, notes = load_image_file(p, resolution, resample)
         except InputError as exc:
             messages.append(InputMessage(p.name, str(exc), "skipped"))
             continue
@@ -124,3 +131,84 @@ def load_folder(folder: str | Path, resolution: int) -> FolderImages:
         raise InputError(f"--images {folder}: no usable image among {len(files)} file(s)"
                          + (f" ({messages[0].line()})" if messages else ""))
     return FolderImages(str(root), torch.stack(images), names, messages, len(files))
+
+
+# ---------------------------------------------------------------------------------------------------- streaming
+@dataclass(frozen=True)
+class InputItem:
+    """One image to process, not loaded yet: a file (`path`) or image `index` of a domain's `split`.
+
+    name: how the user named it (the path as given, `folder/file` for a folder's files) or `<split>_<index:05d>`.
+    key: its identity across runs: the resolved absolute path (symlinks followed), or `<domain>:<split>[<index>]`.
+    """
+
+    name: str
+    key: str
+    path: Path | None = None
+    split: str | None = None
+    index: int | None = None
+
+
+def folder_files(folder: str | Path) -> list[Path]:
+    """The files `load_folder` considers: every non-hidden file of `folder`, sorted by name, not recursive."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def collect_inputs(paths: list[str | Path] | tuple[str | Path, ...]) -> tuple[list[InputItem], list[InputMessage]]:
+    """Files and folders (each folder expanded to `folder_files`) -> items in the order given, without loading any
+    image. The same file reached twice (given twice, or as a file and through its folder) is kept once, with a
+    message. Raises InputError (one line naming the path) for a path that does not exist or an empty folder."""
+    items: list[InputItem] = []
+    messages: list[InputMessage] = []
+    seen: dict[str, str] = {}
+    for given in paths:
+        p = Path(given)
+        if p.is_dir():
+            files = folder_files(p)
+            if not files:
+                raise InputError(f"{given}: folder holds no files")
+        elif p.is_file():
+            files = [p]
+        elif p.exists():
+            raise InputError(f"{given}: neither a file nor a folder")
+        else:
+            raise InputError(f"{given}: no such file or folder")
+        for f in files:
+            key = str(f.resolve())
+            if key in seen:
+                messages.append(InputMessage(str(f), f"same file as {seen[key]}; used once", "skipped"))
+                continue
+            seen[key] = str(f)
+            items.append(InputItem(str(f), key, path=f))
+    return items, messages
+
+
+def split_items(domain_name: str, split: str, n: int) -> list[InputItem]:
+    """Items for the first `n` images of a domain split, named `<split>_<index:05d>`."""
+    return [InputItem(f"{split}_{i:05d}", f"{domain_name}:{split}[{i}]", split=split, index=i) for i in range(n)]
+
+
+def load_items(items: list[InputItem], resolution: int, split_images: torch.Tensor | None = None,
+               resample: str = "bilinear") -> tuple[torch.Tensor, list[InputItem], list[InputMessage]]:
+    """Load a batch: (images [M, 3, R, R] float32 in [-1, 1], the M items that loaded, one message per conversion or
+    skipped file). Files are made valid inputs by `load_image_file`; split items are taken from `split_images`
+    [N, 3, R, R] (the domain split, indexed by `item.index`). Only this batch's images are held in memory."""
+    images, kept, messages = [], [], []
+    for item in items:
+        if item.path is None:
+            if split_images is None or item.index is None:
+                raise ValueError(f"{item.name}: a split item needs the split's images")
+            images.append(split_images[item.index])
+            kept.append(item)
+            continue
+        try:
+            x, notes = load_image_file(item.path, resolution, resample)
+        except InputError as exc:
+            messages.append(InputMessage(item.name, str(exc), "skipped"))
+            continue
+        if notes:
+            messages.append(InputMessage(item.name, "; ".join(notes)))
+        images.append(x)
+        kept.append(item)
+    x = torch.stack(images) if images else torch.empty(0, 3, resolution, resolution)
+    return x, kept, messages

@@ -7,6 +7,7 @@ work units (cached per image, resumable), time the method (cached), and finally 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import sys
 from collections.abc import Callable
@@ -20,7 +21,6 @@ from safetensors.torch import save as st_save
 
 from .. import __version__
 from ..errors import CheckpointError, InputError, ZooError
-from ..options import make_options
 from ..plugins import one_line
 from . import results as res
 from .cache import ResultCache, atomic_write_bytes
@@ -28,7 +28,7 @@ from .config import BOARD_MIN_LIMIT, BenchConfig
 from .evaluate import Evaluator
 from .inputs import load_folder
 from .timing import time_method
-from .units import WorkUnit, is_batchable, make_units, resolved_options, run_units
+from .units import WorkUnit, canonical_json, is_batchable, make_units, resolved_options, run_units
 
 if TYPE_CHECKING:
     from ..domain import Domain
@@ -50,6 +50,11 @@ class Plan:
     domains: dict[str, Domain]
     metrics: dict[str, Metric]
     editors: dict[str, Editor]
+    domain_options: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # domain -> method -> options
+
+    def options_for(self, method: str, domain: str) -> dict[str, Any]:
+        """The options `method` runs with on `domain` (the domain file's own, else the run's)."""
+        return self.domain_options.get(domain, {}).get(method, self.options[method])
 
 
 @dataclass
@@ -74,21 +79,47 @@ def resolve(config: BenchConfig) -> Plan:
         if n not in methods:
             raise InputError(f"options given for '{n}', which is not among the benchmarked methods "
                              f"({', '.join(methods)})")
-    domains = {n: registry.get_domain(n) for n in config.domains}
+    domains: dict[str, Domain] = {}
+    for n in config.domains:  # a registered name or a domain file (keyed by the name it declares)
+        d = registry.get_domain(n)
+        domains[d.name] = d
     embedded = all(getattr(d, "embedded", False) for d in domains.values())
     options: dict[str, dict[str, Any]] = {}
-    for n, cls in methods.items():
-        # paper defaults < the method's documented embedded-domain settings < --quick < the user's -o options
-        small = dict(cls.embedded_options()) if embedded and hasattr(cls, "embedded_options") else {}
-        quick = dict(cls.quick_options()) if config.quick and hasattr(cls, "quick_options") else {}
-        options[n] = {**small, **quick, **config.options.get(n, {})}
-        make_options(cls.Options, options[n])  # fail now on a bad option, not after an hour
+    domain_options: dict[str, dict[str, dict[str, Any]]] = {d: {} for d in domains}
+    for n, cls in methods.items():  # fail now on a bad option, not after an hour
+        options[n] = cls.configure(config.options.get(n, {}), embedded=embedded, quick=config.quick)
+        for dname, domain in domains.items():  # a domain file's [methods.NAME] (e.g. official weights) < -o
+            own = domain_method_options(domain, n)
+            if own:
+                domain_options[dname][n] = cls.configure({**own, **config.options.get(n, {})},
+                                                         embedded=embedded, quick=config.quick)
     metric_names = list(config.metrics) if config.metrics is not None else sorted(
         registry.list_metrics(), key=lambda n: (PAPER_ORDER.index(n) if n in PAPER_ORDER else len(PAPER_ORDER), n))
     metrics = {n: registry.create_metric(n, device=config.device) for n in metric_names}
     editor_names = list(config.editors) if config.editors is not None else registry.list_editors()
     editors = {n: registry.create_editor(n) for n in editor_names}
-    return Plan(config, methods, options, domains, metrics, editors)
+    return Plan(config, methods, options, domains, metrics, editors, domain_options)
+
+
+def domain_method_options(domain: Domain, method: str) -> dict[str, Any]:
+    """The options a domain gives a method (a domain file's `[methods.NAME]`), {} for registered domains."""
+    fn = getattr(domain, "method_options", None)
+    return dict(fn(method)) if callable(fn) else {}
+
+
+def domain_metrics(domain: Domain, metrics: dict[str, Metric]) -> dict[str, Metric]:
+    """The metrics as `domain` evaluates them: a domain file's `[metrics] size` replaces each metric's `size`."""
+    fn = getattr(domain, "metric_size", None)
+    size = fn() if callable(fn) else None
+    if size is None:
+        return metrics
+    out = {}
+    for name, metric in metrics.items():
+        if getattr(metric, "size", None) not in (None, size):
+            metric = copy.copy(metric)
+            metric.size = size  # type: ignore[attr-defined]
+        out[name] = metric
+    return out
 
 
 def run_bench(config: BenchConfig, *, log: Log | None = None) -> BenchOutcome:
@@ -128,12 +159,16 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
 
     for dname, domain in plan.domains.items():
         data, folder = _load_data(cfg, domain)
+        for split in data:  # a domain file's skipped inputs (unreadable, no face found, ...)
+            for note in getattr(domain, "notes", {}).get(split, []):
+                log(f"note: {dname}/{split}: {note}")
         if folder is not None:
             for m in folder.messages:
                 log(m.line())
             inputs_info = {"folder": folder.folder, "n_files": folder.n_files, "n_used": len(folder.files),
                            "files": folder.files, "messages": [m.line() for m in folder.messages]}
-        evaluator = Evaluator(domain, plan.metrics, plan.editors, cfg.steps, cfg.edit_splits, cfg.device)
+        evaluator = Evaluator(domain, domain_metrics(domain, plan.metrics), plan.editors, cfg.steps, cfg.edit_splits,
+                              cfg.device, editors_skipped=cfg.editors == [])
         unavailable[dname] = dict(evaluator.unavailable)
         for metric, reason in evaluator.unavailable.items():
             log(f"warning: metric '{metric}' is unavailable on '{dname}': {reason}")
@@ -143,9 +178,10 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
         for mname, cls in plan.methods.items():
             units_all: list[WorkUnit] = []
             try:
-                inverter = inverters.get(mname) or registry.create_inverter(mname, plan.options[mname],
-                                                                            device=cfg.device)
-                inverters[mname] = inverter
+                opts = plan.options_for(mname, dname)
+                ikey = f"{mname}|{canonical_json(opts)}"
+                inverter = inverters.get(ikey) or registry.create_inverter(mname, opts, device=cfg.device)
+                inverters[ikey] = inverter
                 try:
                     inverter.prepare(domain)  # weights are loaded here, never inside a timed region
                 except CheckpointError as exc:
@@ -188,7 +224,7 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
     results: dict[str, Any] = {
         "schema_version": res.SCHEMA_VERSION, "zoo_version": __version__, "run_id": run_dir.name,
         "created_at": created_at, "finished_at": _now(), "git": res.git_info(), "env": res.environment(cfg.device),
-        "config": {**cfg.to_dict(), "options": plan.options},
+        "config": {**cfg.to_dict(), "options": plan.options, "domain_options": plan.domain_options},
         "leaderboard_eligible": (not cfg.quick and (cfg.limit == 0 or cfg.limit >= BOARD_MIN_LIMIT)
                                  and cfg.images_dir is None and not failures),
         "methods": methods_info, "domains": domains_info, "metrics": metrics_info,
@@ -209,19 +245,20 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
 def _load_data(cfg: BenchConfig, domain: Domain) -> tuple[dict[str, tuple[torch.Tensor, list[str] | None]], Any]:
     """split -> (images [N, 3, R, R], source files or None); the folder object for --images runs."""
     if cfg.images_dir is not None:
-        folder = load_folder(cfg.images_dir, domain.resolution)
+        folder = load_folder(cfg.images_dir, domain.resolution, domain.resample)
         sources = [str(Path(folder.folder) / f) for f in folder.files]
         return {"images": (folder.images, sources)}, folder
     splits = domain.splits()
     if cfg.split not in splits:
         raise InputError(f"domain '{domain.name}' has no split '{cfg.split}' (splits: {', '.join(splits)})")
     wanted = [cfg.split] + (["ood"] if cfg.ood and "ood" in splits and cfg.split != "ood" else [])
-    data = {}
+    data: dict[str, tuple[Any, list[str] | None]] = {}
+    lazy = getattr(domain, "image_set", None)  # a domain file streams its images from disk, block by block
     for split in wanted:
-        images = domain.images(split, limit=cfg.n_images())
+        images = lazy(split, limit=cfg.n_images()) if callable(lazy) else domain.images(split, limit=cfg.n_images())
         if len(images) == 0:
             raise InputError(f"split '{split}' of domain '{domain.name}' has no images")
-        data[split] = (images.float(), None)
+        data[split] = (images, None) if callable(lazy) else (images.float(), None)
     return data, None
 
 

@@ -3,8 +3,10 @@
 A unit names everything its result depends on: method name and version, resolved options, weights sha256s,
 domain, split, image index and image sha256. `run_units` computes (or loads from the cache) one record per unit:
 per-image time, metric scores and edit results, with the reconstruction (float16) and latents in a tensor file.
-Records are independent of how units are batched, so any executor (a process pool, a cluster) can split a unit
-list freely; `execute_units` rebuilds inverters, domains, metrics and editors from names for such executors.
+Units are batched in fixed blocks of image indices (`block_groups`: same split, same `index // batch_size`), so a
+record never depends on which other units happened to be pending: a resumed or distributed run computes exactly the
+batches of an uninterrupted one. An executor (a process pool, a cluster) may split a unit list between blocks,
+never inside one; `execute_units` rebuilds inverters, domains, metrics and editors from names for such executors.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -114,69 +116,109 @@ def run_units(units: Sequence[WorkUnit], inverter: Inverter, evaluator: Evaluato
     against the units' sha256). Cached records are reused; a record that lacks metrics is completed from its
     stored reconstruction, one that lacks edits from its stored latents when the inversion left the generator
     unchanged, and anything else is inverted again. Each record is saved as soon as its batch is done.
+
+    Batches are fixed blocks of image indices (`block_of`: split and index // batch size), never "the next
+    pending units": a run resumed after a crash recomputes whole blocks exactly as an uninterrupted run does,
+    so float reductions that depend on the batch give bit-identical records either way.
     """
     domain = evaluator.domain
     if images is None:
         images = load_unit_images(units, domain)
     if len(images) != len(units):
         raise ValueError(f"{len(units)} units but {len(images)} images")
+    bs = max(1, batch_size) if is_batchable(inverter) else 1
     records: list[dict[str, Any] | None] = [None] * len(units)
-    full: list[int] = []
-    patch: list[tuple[int, dict[str, Any], dict[str, torch.Tensor]]] = []
+    cached: dict[int, dict[str, Any]] = {}
+    status: dict[int, str] = {}  # "done" | "patch" | "full"
     for i, unit in enumerate(units):
         rec = cache.load(unit.key) if cache is not None else None
         metrics, edits = evaluator.missing(rec, unit.split)
+        if rec is not None:
+            cached[i] = rec
         if rec is not None and not metrics and not edits:
-            records[i] = rec
-            continue
-        tensors = cache.load_tensors(unit.key) if rec is not None and cache is not None else None
-        if rec is not None and tensors is not None and (not edits or rec.get("renderable")):
-            patch.append((i, rec, tensors))
+            status[i] = "done"
+        elif rec is not None and cache is not None and (not edits or rec.get("renderable")) \
+                and cache.tensor_path(unit.key).exists():
+            status[i] = "patch"
         else:
-            full.append(i)
-    bs = max(1, batch_size) if is_batchable(inverter) else 1
-    with tqdm(total=len(full) + len(patch), desc=desc or f"{inverter.name}/{domain.name}", unit="img",
+            status[i] = "full"
+    blocks = block_groups(units, bs)
+    todo = [b for b in blocks if any(status[i] != "done" for i in b)]
+    for i in (i for b in blocks if all(status[j] == "done" for j in b) for i in b):
+        records[i] = cached[i]
+    with tqdm(total=sum(len(b) for b in todo), desc=desc or f"{inverter.name}/{domain.name}", unit="img",
               disable=_disabled(progress), leave=False) as bar:
-        for batch in _batches(full, units, bs):
-            x = images[batch]
-            torch.manual_seed(unit_seed(seed, units[batch[0]].key))
-            inv = inverter.invert(x, domain)
-            inv.domain = inv.domain or domain
-            recon = round_fp16(inv.reconstructions.float())
-            scores = evaluator.score(recon, x, list(evaluator.metrics))
-            edits = evaluator.edit(inv, recon, evaluator.edits_for(units[batch[0]].split))
-            renderable = inv.change is None and inv.noise is None
-            for j, i in enumerate(batch):
-                rec = {"unit": units[i].to_dict(), "seconds": float(inv.seconds[j]), "batch_size": len(batch),
-                       "device": str(inverter.device), "threads": torch.get_num_threads(), "renderable": renderable,
-                       "latent_shape": list(inv.latents.shape[1:]), "scores": scores[j], "edits": edits[j],
-                       "created_at": _now()}
-                tensors = {"reconstruction": recon[j].to(torch.float16), "latents": inv.latents[j].float()}
-                _save(cache, units[i], rec, tensors)
-                records[i] = rec
-            bar.update(len(batch))
-        by_index = {i: (rec, t) for i, rec, t in patch}
-        for batch in _batches([i for i, _, _ in patch], units, bs):
-            recs = [by_index[i][0] for i in batch]
-            recon = torch.stack([by_index[i][1]["reconstruction"].float() for i in batch])
-            metrics = sorted({m for r, i in zip(recs, batch) for m in evaluator.missing(r, units[i].split)[0]})
-            scores = evaluator.score(recon, images[batch], metrics) if metrics else [{} for _ in batch]
-            targets = evaluator.missing(recs[0], units[batch[0]].split)[1]
-            for r, i in zip(recs[1:], batch[1:]):
-                targets += [t for t in evaluator.missing(r, units[i].split)[1] if t not in targets]
-            edits = [{} for _ in batch]
-            if targets:
-                latents = torch.stack([by_index[i][1]["latents"].float() for i in batch])
-                inv = Inversion(latents, recon, torch.tensor([r["seconds"] for r in recs]), domain=domain,
-                                method=inverter.name)
-                edits = evaluator.edit(inv, recon, targets)
-            for j, i in enumerate(batch):
-                rec = dict(recs[j], scores={**recs[j].get("scores", {}), **scores[j]},
-                           edits={**recs[j].get("edits", {}), **edits[j]}, updated_at=_now())
-                _save(cache, units[i], rec, None)
-                records[i] = rec
-            bar.update(len(batch))
+        for block in todo:
+            tensors = {} if cache is None else {i: cache.load_tensors(units[i].key) for i in block}
+            if any(status[i] == "full" or tensors.get(i) is None for i in block):
+                _invert_block(block, units, images, inverter, evaluator, cache, seed, cached, status, records)
+            else:
+                _patch_block(block, units, images, inverter, evaluator, cache, cached, tensors, records)
+            bar.update(len(block))
     return records  # type: ignore[return-value]
+
+
+def block_groups(units: Sequence[WorkUnit], size: int) -> list[list[int]]:
+    """Positions of `units` grouped into fixed blocks (same split, same `index // size`), in first-seen order."""
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, u in enumerate(units):
+        groups.setdefault((u.split, u.index // size), []).append(i)
+    return list(groups.values())
+
+
+def _invert_block(block: list[int], units: Sequence[WorkUnit], images: torch.Tensor, inverter: Inverter,
+                  evaluator: Evaluator, cache: ResultCache | None, seed: int, cached: dict[int, dict[str, Any]],
+                  status: dict[int, str], records: list[dict[str, Any] | None]) -> None:
+    """Invert a whole block (its finished members too, so the batch is the same as in an uninterrupted run)."""
+    domain = evaluator.domain
+    x = images[block]
+    torch.manual_seed(unit_seed(seed, units[block[0]].key))
+    inv = inverter.invert(x, domain)
+    inv.domain = inv.domain or domain
+    recon = round_fp16(inv.reconstructions.float())
+    scores = evaluator.score(recon, x, list(evaluator.metrics))
+    edits = evaluator.edit(inv, recon, evaluator.edits_for(units[block[0]].split))
+    renderable = inv.change is None and inv.noise is None
+    for j, i in enumerate(block):
+        if status[i] == "done":  # keep the finished record (and its measured time) as it was
+            records[i] = cached[i]
+            continue
+        rec = {"unit": units[i].to_dict(), "seconds": float(inv.seconds[j]), "batch_size": len(block),
+               "device": str(inverter.device), "threads": torch.get_num_threads(), "renderable": renderable,
+               "latent_shape": list(inv.latents.shape[1:]), "scores": scores[j], "edits": edits[j],
+               "created_at": _now()}
+        tensors = {"reconstruction": recon[j].to(torch.float16), "latents": inv.latents[j].float()}
+        _save(cache, units[i], rec, tensors)
+        records[i] = rec
+
+
+def _patch_block(block: list[int], units: Sequence[WorkUnit], images: torch.Tensor, inverter: Inverter,
+                 evaluator: Evaluator, cache: ResultCache | None, cached: dict[int, dict[str, Any]],
+                 tensors: dict[int, dict[str, torch.Tensor] | None], records: list[dict[str, Any] | None]) -> None:
+    """Complete missing metrics / edits of a block from its stored reconstructions and latents (whole block)."""
+    domain = evaluator.domain
+    recs = [cached[i] for i in block]
+    recon = torch.stack([tensors[i]["reconstruction"].float() for i in block])  # type: ignore[index]
+    metrics = sorted({m for r, i in zip(recs, block) for m in evaluator.missing(r, units[i].split)[0]})
+    scores = evaluator.score(recon, images[block], metrics) if metrics else [{} for _ in block]
+    targets: list[Any] = []
+    for r, i in zip(recs, block):
+        targets += [t for t in evaluator.missing(r, units[i].split)[1] if t not in targets]
+    edits: list[dict[str, Any]] = [{} for _ in block]
+    if targets:
+        latents = torch.stack([tensors[i]["latents"].float() for i in block])  # type: ignore[index]
+        inv = Inversion(latents, recon, torch.tensor([r["seconds"] for r in recs]), domain=domain,
+                        method=inverter.name)
+        edits = evaluator.edit(inv, recon, targets)
+    for j, i in enumerate(block):
+        missing_m, missing_e = evaluator.missing(recs[j], units[i].split)
+        if not missing_m and not missing_e:
+            records[i] = recs[j]
+            continue
+        rec = dict(recs[j], scores={**recs[j].get("scores", {}), **scores[j]},
+                   edits={**recs[j].get("edits", {}), **edits[j]}, updated_at=_now())
+        _save(cache, units[i], rec, None)
+        records[i] = rec
 
 
 def _save(cache: ResultCache | None, unit: WorkUnit, rec: dict[str, Any], tensors: dict | None) -> None:
@@ -188,18 +230,6 @@ def _save(cache: ResultCache | None, unit: WorkUnit, rec: dict[str, Any], tensor
     else:
         cache.save(unit.key, rec, tensors)
     rec.update(key=unit.key)
-
-
-def _batches(indices: Sequence[int], units: Sequence[WorkUnit], size: int) -> Iterator[list[int]]:
-    """Consecutive chunks of at most `size` indices whose units share a split."""
-    chunk: list[int] = []
-    for i in indices:
-        if chunk and (len(chunk) == size or units[i].split != units[chunk[0]].split):
-            yield chunk
-            chunk = []
-        chunk.append(i)
-    if chunk:
-        yield chunk
 
 
 def _disabled(progress: bool | None) -> bool | None:
@@ -219,7 +249,7 @@ def load_unit_images(units: Sequence[WorkUnit], domain: Domain) -> torch.Tensor:
     cache: dict[str, torch.Tensor] = {}
     for u in units:
         if u.source is not None:
-            img = load_image_file(u.source, domain.resolution)[0]
+            img = load_image_file(u.source, domain.resolution, domain.resample)[0]
         else:
             if u.split not in cache:
                 n = 1 + max(v.index for v in units if v.split == u.split)

@@ -10,6 +10,7 @@ import click
 
 from .. import __version__
 from .bench import bench_command, compare_command, report_command
+from .domain_cmd import domain_group
 from .group import CommandGroup, ZooCLI
 from .invert_cmd import directions_command, edit_command, invert_command
 from .list_cmd import list_command
@@ -26,7 +27,7 @@ def main() -> None:
 
 
 for _command in (list_command, show_command, plugins_command, train_group, bench_command, report_command,
-                 compare_command, weights_command, invert_command, edit_command, directions_command):
+                 compare_command, weights_command, invert_command, edit_command, directions_command, domain_group):
     main.add_command(_command)
 
 __all__ = ["CommandGroup", "ZooCLI", "main"]

@@ -35,7 +35,8 @@ def _method_options(pairs: tuple[str, ...]) -> dict[str, dict[str, str]]:
 
 @click.command("bench")
 @click.option("--methods", metavar="A,B", help="Inverters to benchmark (default: every registered inverter).")
-@click.option("--domains", default="peeps", show_default=True, metavar="A,B", help="Domains to benchmark on.")
+@click.option("--domains", "--domain", default="peeps", show_default=True, metavar="A,B",
+              help="Domains to benchmark on: registered names or domain files (path/to/domain.toml).")
 @click.option("--metrics", metavar="A,B", help="Metrics (default: every registered metric).")
 @click.option("--editors", metavar="A,B", help="Editors of the editing sweep (default: all; 'none' skips it).")
 @click.option("--steps", metavar="STEPS", help="Editing step sizes, '-3..3' or '-2,0,2' (default -3..3; quick -2,0,2).")
@@ -79,7 +80,10 @@ def bench_command(methods: str | None, domains: str, metrics: str | None, editor
         progress=progress)
     if not config.domains:
         raise InputError("--domains needs at least one domain")
-    outcome = run_bench(config, log=lambda line: click.echo(line, err=True))
+    editors_skipped = editors is not None and editors.strip().lower() == "none"
+    if editors is not None and not editors_skipped and not config.editors:
+        raise InputError("--editors needs editor names (A,B) or 'none' to skip the editing sweep")
+    outcome = run_bench(config)
     click.echo(leaderboard_markdown(outcome.results))
     for name, path in outcome.outputs.items():
         click.echo(f"{name}: {path}")

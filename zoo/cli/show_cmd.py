@@ -1,4 +1,5 @@
-"""`zoo show NAME [--type TYPE] [--json]`: card, properties, options and (for domains) sha256-pinned weights."""
+"""`zoo show NAME [--type TYPE] [--json]`: card, properties, options and (for domains) sha256-pinned weights;
+`zoo show path/to/domain.toml` prints what `zoo domain check` prints."""
 
 from __future__ import annotations
 
@@ -21,7 +22,15 @@ CARD_FIELDS = ("authors", "year", "url", "code_url", "licence", "notes", "citati
               help="Registry to look in (for names used by several).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full description as JSON.")
 def show_command(name: str, kind: str | None, as_json: bool) -> None:
-    """Describe an inverter, editor, domain or metric."""
+    """Describe an inverter, editor, domain or metric; a domain file (path/to/domain.toml) is checked as by
+    `zoo domain check FILE`."""
+    from ..userdomain import is_domain_file
+
+    if is_domain_file(name):
+        from .domain_cmd import run_check
+
+        run_check(name, as_json=as_json)
+        return
     info = registry.describe(name, kind)  # type: ignore[arg-type]
     if as_json:
         echo_json(info)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..checkpoint_io import strip_module_prefix
 from ..stylegan2.layers import EqualLinear
 
 OFFICIAL_CHANNELS = (64, 128, 256, 512)
@@ -319,12 +320,15 @@ def _expand_first_conv(weight: torch.Tensor, input_nc: int, generator: torch.Gen
 
 
 def load_pretrained_irse(
-    module: IRSEBackbone, state_dict: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
+    module: IRSEBackbone, state_dict: Mapping[str, torch.Tensor], generator: torch.Generator | None = None,
+    source: str = "pretrained IR-SE weights",
 ) -> list[str]:
     """Initialise from TreB1eN `model_ir_se50.pth` as pSp / ReStyle do (strict=False; `output_layer.*` ignored).
 
-    Returns the model keys that the file did not provide (e.g. `styles.*`, `latlayer*`, `linear.*`).
+    A DataParallel `module.` prefix is stripped (one note naming `source`). Returns the model keys that the file did
+    not provide (e.g. `styles.*`, `latlayer*`, `linear.*`).
     """
+    state_dict = strip_module_prefix(state_dict, source)
     sd = {k: v for k, v in state_dict.items() if k.startswith(("input_layer.", "body."))}
     if "input_layer.0.weight" in sd:
         sd["input_layer.0.weight"] = _expand_first_conv(sd["input_layer.0.weight"], module.input_nc, generator)
@@ -333,13 +337,16 @@ def load_pretrained_irse(
 
 
 def load_pretrained_resnet34(
-    module: ResNetBackbone, state_dict: Mapping[str, torch.Tensor], generator: torch.Generator | None = None
+    module: ResNetBackbone, state_dict: Mapping[str, torch.Tensor], generator: torch.Generator | None = None,
+    source: str = "pretrained ResNet34 weights",
 ) -> list[str]:
     """Initialise from torchvision `resnet34` weights: `layer{s}.{j}.*` -> `body.{n}.*`, `conv1` expanded to input_nc.
 
     Officially the body is the pretrained torchvision layer1..4 and conv1/bn1 come from the same file (the repos'
-    RESNET_MAPPING is computed but unused, which is equivalent). `fc.*` is ignored. Returns the keys not provided.
+    RESNET_MAPPING is computed but unused, which is equivalent). `fc.*` is ignored; a DataParallel `module.` prefix
+    is stripped (one note naming `source`). Returns the keys not provided.
     """
+    state_dict = strip_module_prefix(state_dict, source)
     cfg = module.backbone_config
     offsets = [0]
     for n in cfg.units[:-1]:

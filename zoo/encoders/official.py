@@ -1,8 +1,11 @@
 """Load official pSp / e4e / ReStyle / HyperStyle / W-encoder `.pt` checkpoints into zoo modules.
 
 Checkpoint = `{'state_dict': {'encoder.*' | 'hypernet.*', 'decoder.*'}, 'opts': dict, ['latent_avg'], ...}`.
-* read with `torch.load(weights_only=True)`: plain `opts` dicts of builtins load; other types (argparse.Namespace,
-  pathlib.Path in StyleGAN3-editing checkpoints, ...) raise a CheckpointError that says so;
+* read with `zoo.checkpoint_io.torch_load` (`torch.load(weights_only=True)`, torch's warnings silenced): plain
+  `opts` dicts of builtins load; other types (argparse.Namespace, pathlib.Path in StyleGAN3-editing checkpoints,
+  ...) and code (os.system, eval, ...) are never loaded nor run and raise a CheckpointError naming the file;
+* keys saved from DataParallel (`module.` before or after the `encoder.`/`decoder.` prefix) are accepted and
+  missing noise buffers of the decoder (not learned) regenerated (seeded), each with one note;
 * method from `opts['encoder_type']` (key layout as fallback), `opts` read as the official loaders do:
   pSp/ReStyle/HyperStyle size = `output_size` (absent -> 1024), e4e size = `stylegan_size`, n_styles =
   2*log2(size) - 2, `input_nc` (e4e and W-encoders: hard-coded 3), `learn_in_w` absent -> False,
@@ -12,14 +15,13 @@ Checkpoint = `{'state_dict': {'encoder.*' | 'hypernet.*', 'decoder.*'}, 'opts': 
   `refinement_blocks.{L}.hypernet.*` are required, as officially; missing duplicates are filled from their alias);
 * modules are built on the meta device and the checkpoint tensors assigned (no random init, no double memory);
   `device='meta'` checks a layout without real weights;
-* `latent_avg` returned as [n_styles, 512]; when absent it is computed as the mean of 10,000 mapped z (seeded).
+* `latent_avg` returned as [n_styles, 512]; when absent it is computed as the mean of 10,000 mapped z (seeded, one
+  note).
 """
 
 from __future__ import annotations
 
 import math
-import pickle
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +30,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..checkpoint_io import load_checked, note, strip_module_prefix, torch_load
 from ..errors import CheckpointError
 from ..stylegan2 import Generator, LayerSlot
-from ..stylegan2.checkpoints import infer_config, sniff_format
+from ..stylegan2.checkpoints import infer_config
 from .hyperstyle import DEFAULT_LAYERS_TO_TUNE_STR, SharedWeightsHyperNetResNet, run_hyperstyle
 from .psp import (
     BackboneEncoderUsingLastLayerIntoW,
@@ -157,29 +160,19 @@ class OfficialModel:
 
 
 # --------------------------------------------------------------------------------------------- reading
-_GLOBAL_RE = re.compile(r"GLOBAL ([\w.]+)")
+OPTS_FIX = ("e.g. opts saved as a Namespace or with pathlib paths, as in StyleGAN3-editing checkpoints: re-save it "
+            "with `opts` as a plain dict of str/int/float/bool/None")
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """torch.load(weights_only=True) with one-line CheckpointErrors."""
+    """A `.pt` checkpoint dict read weights-only (nothing from the file is run).
+
+    Raises CheckpointError naming the file: not found, empty / HTML / truncated, pickled objects (opts as a
+    Namespace: re-save opts as a dict) or code (never loaded nor run), or not a dict.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if sniff_format(path) == "unknown":
-        raise CheckpointError(f"{path} is not a torch checkpoint (an HTML download-quota page?); download it again")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = _GLOBAL_RE.search(str(exc))
-        what = found.group(1) if found else "a non-builtin Python object"
-        raise CheckpointError(
-            f"{path}: its pickle holds {what} (e.g. opts saved as a Namespace or with pathlib paths, as in "
-            "StyleGAN3-editing checkpoints); weights-only loading refuses it: re-save it with `opts` as a plain dict "
-            "of str/int/float/bool/None"
-        ) from None
-    except Exception as exc:  # noqa: BLE001
-        msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot be read as a torch checkpoint ({msg})") from None
+    ckpt = torch_load(path, what="checkpoint", fix="download it again from its original source",
+                      objects_fix=OPTS_FIX)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
     return ckpt
@@ -191,15 +184,30 @@ def strip_prefix(sd: Mapping[str, torch.Tensor], name: str) -> dict[str, torch.T
     return {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
 
 
+def _unwrapped_keys(sd: Mapping[str, Any]) -> dict[str, Any]:
+    """`sd` with `encoder.module.*` / `decoder.module.*` (a DataParallel-wrapped part) read as `encoder.*` ...,
+    for detecting the layout (the loaders strip the inner prefix themselves, with a note)."""
+    out = {}
+    for k, v in sd.items():
+        head, sep, rest = k.partition(".")
+        out[f"{head}.{rest[len('module.'):]}" if sep and rest.startswith("module.") else k] = v
+    return out
+
+
 def _looks_e4e(opts: Mapping[str, Any]) -> bool:
     return any(k in opts for k in ("w_discriminator_lambda", "progressive_start", "delta_norm_lambda"))
 
 
-def detect_method(opts: Mapping[str, Any], sd: Mapping[str, torch.Tensor]) -> tuple[str, str, str]:
-    """(method, encoder_type, detected_by) from opts['encoder_type'], else from the key layout (anchors §10)."""
+def detect_method(opts: Mapping[str, Any], sd: Mapping[str, torch.Tensor], what: str = "checkpoint"
+                  ) -> tuple[str, str, str]:
+    """(method, encoder_type, detected_by) from opts['encoder_type'], else from the key layout (anchors §10).
+
+    `what` (the file) starts every message. Raises CheckpointError for an unsupported encoder_type or a layout that
+    is none of the known encoders.
+    """
     etype = opts.get("encoder_type")
     if isinstance(etype, str) and etype in UNSUPPORTED_TYPES:
-        raise CheckpointError(f"encoder_type {etype!r}: {UNSUPPORTED_TYPES[etype]}")
+        raise CheckpointError(f"{what}: encoder_type {etype!r}: {UNSUPPORTED_TYPES[etype]}")
     if isinstance(etype, str) and etype in ENCODER_TYPES:
         method = ENCODER_TYPES[etype][0]
         if etype == "GradualStyleEncoder" and ("n_iters_per_batch" in opts or opts.get("input_nc") == 6):
@@ -225,8 +233,9 @@ def detect_method(opts: Mapping[str, Any], sd: Mapping[str, torch.Tensor]) -> tu
         etype = "BackboneEncoderUsingLastLayerIntoW" if opts.get("learn_in_w") else "WEncoder"
     else:
         raise CheckpointError(
-            "cannot tell which encoder this is: no known opts['encoder_type'] "
-            f"({opts.get('encoder_type')!r}) and no encoder./hypernet. keys in state_dict"
+            f"{what}: cannot tell which encoder this is: no known opts['encoder_type'] "
+            f"({opts.get('encoder_type')!r}) and no encoder./hypernet. keys in state_dict (first keys: "
+            f"{list(sd)[:3]}); give a pSp / e4e / ReStyle / HyperStyle / W-encoder checkpoint"
         )
     method, _ = ENCODER_TYPES[etype]
     if etype == "GradualStyleEncoder" and ("n_iters_per_batch" in opts or opts.get("input_nc") == 6):
@@ -235,10 +244,6 @@ def detect_method(opts: Mapping[str, Any], sd: Mapping[str, torch.Tensor]) -> tu
 
 
 # --------------------------------------------------------------------------------------------- strict loading
-def _shape(t: torch.Tensor) -> list[int]:
-    return list(t.shape)
-
-
 def _fill_aliases(module: nn.Module, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Keys that name the same tensor in `module` (shared submodules): fill the absent ones from a present one."""
     groups: dict[int, list[str]] = {}
@@ -256,29 +261,19 @@ def _fill_aliases(module: nn.Module, sd: dict[str, torch.Tensor]) -> dict[str, t
 
 
 def load_strict(module: nn.Module, sd: Mapping[str, torch.Tensor], what: str, hint: str = "") -> None:
-    """Strict load by assignment (module may live on the meta device); mismatches -> one-line CheckpointError."""
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    mismatched = [k for k in expected if k in sd and _shape(sd[k]) != _shape(expected[k])]
-    if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing key(s) (e.g. {missing[0]!r})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected key(s) (e.g. {unexpected[0]!r})")
-        if mismatched:
-            k = mismatched[0]
-            parts.append(f"size mismatch for {k!r}: checkpoint {_shape(sd[k])} vs model {_shape(expected[k])}")
-        raise CheckpointError(f"{what} does not fit: {'; '.join(parts)}" + (f" ({hint})" if hint else ""))
-    module.load_state_dict(dict(sd), strict=True, assign=True)
+    """Strict load by assignment (module may live on the meta device) through `zoo.checkpoint_io.load_checked`:
+    a DataParallel `module.` prefix is stripped and missing non-learned buffers (noise maps: seeded) filled, with one
+    note each. Raises CheckpointError `<what> does not fit: ...` naming the first missing / unexpected / mismatched
+    keys (+ `hint`)."""
+    load_checked(module, sd, what, hint, assign=True)
 
 
-def _prepare(sd: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+def _prepare(sd: Mapping[str, torch.Tensor], device: torch.device, what: str = "checkpoint"
+             ) -> dict[str, torch.Tensor]:
     out, seen = {}, {}
     for k, v in sd.items():
         if not isinstance(v, torch.Tensor):
-            raise CheckpointError(f"state_dict entry {k!r} is a {type(v).__name__}, not a tensor")
+            raise CheckpointError(f"{what}: state_dict entry {k!r} is a {type(v).__name__}, not a tensor")
         key = id(v)
         if key not in seen:  # keep aliased tensors aliased
             t = v.float() if v.is_floating_point() else v
@@ -289,15 +284,17 @@ def _prepare(sd: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, 
 
 def _build_decoder(sd: dict[str, torch.Tensor], size: int, device: torch.device, what: str) -> Generator:
     if not sd:
-        raise CheckpointError(f"{what}: state_dict has no 'decoder.*' keys")
-    cfg = infer_config(sd)
+        raise CheckpointError(f"{what}: state_dict has no 'decoder.*' keys (an encoder checkpoint holds its "
+                              "StyleGAN2 decoder); give the full pSp / e4e / ReStyle / HyperStyle checkpoint")
+    sd = strip_module_prefix(sd, what)  # `decoder.module.*`: only the decoder was wrapped in DataParallel
+    cfg = infer_config(sd, f"{what} decoder")
     if cfg.size != size:
         raise CheckpointError(
             f"{what}: opts say the generator is {size}x{size} but the decoder weights are {cfg.size}x{cfg.size}"
         )
     with torch.device("meta"):
         g = Generator(**cfg.__dict__)
-    load_strict(g, sd, f"{what} decoder")
+    load_strict(g, sd, f"{what} decoder", "the checkpoint's StyleGAN2 decoder is incomplete; download it again")
     return g.to(device).eval()
 
 
@@ -341,12 +338,15 @@ def load_official(
     device = torch.device(device)
     ckpt, what = _as_checkpoint(source)
     if "g_ema" in ckpt and "state_dict" not in ckpt:
-        raise CheckpointError(f"{what} is a StyleGAN2 generator file (g_ema), not an encoder checkpoint")
+        raise CheckpointError(f"{what} is a StyleGAN2 generator file (g_ema), not an encoder checkpoint: give it as "
+                              "the domain's generator; encoder inverters take a pSp / e4e / ReStyle / HyperStyle .pt")
     sd_all = ckpt.get("state_dict")
     if not isinstance(sd_all, Mapping):
-        raise CheckpointError(f"{what} has no 'state_dict' (top-level keys: {sorted(ckpt)[:8]})")
+        raise CheckpointError(f"{what} has no 'state_dict' (top-level keys: {sorted(map(str, ckpt))[:8]}); expected "
+                              "an official pSp / e4e / ReStyle / HyperStyle checkpoint")
+    sd_all = strip_module_prefix(sd_all, what)  # `module.encoder.*`: the whole net was wrapped in DataParallel
     opts = _opts_dict(ckpt, what)
-    method, etype, detected_by = detect_method(opts, sd_all)
+    method, etype, detected_by = detect_method(opts, _unwrapped_keys(sd_all), what)
     notes: list[str] = []
 
     size_key = "stylegan_size" if method == "e4e" or etype == "SingleStyleCodeEncoder" else "output_size"
@@ -361,14 +361,14 @@ def load_official(
     learn_in_w = bool(opts.get("learn_in_w", False))
     start_from_avg = method in ITERATIVE or method == "w_encoder" or bool(opts.get("start_from_latent_avg", False))
 
-    sd = _prepare(sd_all, device)
+    sd = _prepare(sd_all, device, what)
     generator = _build_decoder(strip_prefix(sd, "decoder"), size, device, what)
     prefix = "hypernet" if method == "hyperstyle" else "encoder"
     layers_to_tune = opts.get("layers_to_tune", DEFAULT_LAYERS_TO_TUNE_STR) if method == "hyperstyle" else None
     with torch.device("meta"):
         encoder = build_encoder(etype, n_styles=n_styles, input_nc=input_nc, style_dim=generator.style_dim,
                                 layer_slots=generator.layer_slots(), layers_to_tune=layers_to_tune)
-    enc_sd = strip_prefix(sd, prefix)
+    enc_sd = strip_module_prefix(strip_prefix(sd, prefix), what)  # `encoder.module.*`: only it was wrapped
     if method == "hyperstyle":
         enc_sd = _fill_aliases(encoder, enc_sd)
     hint = f"opts: encoder_type={etype}, {size_key}={size} -> {n_styles} styles, input_nc={input_nc}"
@@ -379,7 +379,9 @@ def load_official(
     computed = latent_avg is None
     if computed:
         latent_avg = compute_latent_avg(generator, n_mean_latent)
-        notes.append(f"checkpoint has no latent_avg: computed from {n_mean_latent} mapped samples")
+        notes.append(f"checkpoint has no latent_avg: computed from {n_mean_latent} mapped samples (seed 0)")
+        note(f"{what}: no latent_avg in the checkpoint: computed as the mean of {n_mean_latent} mapped z samples "
+             "(seed 0)")
     if not isinstance(latent_avg, torch.Tensor) or latent_avg.shape[-1] != generator.style_dim:
         raise CheckpointError(f"{what}: latent_avg must be a [n_styles, {generator.style_dim}] or "
                               f"[{generator.style_dim}] tensor")
@@ -409,11 +411,13 @@ def load_w_encoder(
     ckpt, what = _as_checkpoint(source)
     sd_all = ckpt.get("state_dict")
     if not isinstance(sd_all, Mapping):
-        raise CheckpointError(f"W-encoder {what} has no 'state_dict'")
+        raise CheckpointError(f"W-encoder {what} has no 'state_dict' (top-level keys: {sorted(map(str, ckpt))[:8]}); "
+                              "expected HyperStyle's W-encoder checkpoint (e.g. faces_w_encoder.pt)")
+    sd_all = strip_module_prefix(sd_all, f"W-encoder {what}")
     with torch.device("meta"):
         enc = build_encoder(encoder_type, n_styles=n_styles_for(output_size), input_nc=3, style_dim=style_dim)
     hint = "a W-encoder checkpoint (e.g. faces_w_encoder.pt) is needed, not an e4e/pSp one"
-    load_strict(enc, strip_prefix(_prepare(sd_all, device), "encoder"), f"W-encoder {what}", hint)
+    load_strict(enc, strip_prefix(_prepare(sd_all, device, what), "encoder"), f"W-encoder {what}", hint)
     return enc.eval()
 
 

@@ -5,22 +5,28 @@ Accepted inputs:
   with size, style_dim, n_mlp and the channel table inferred from the keys;
 * NVlabs stylegan2-ada-pytorch `.pkl` (read by a code-free unpickler, converted to the rosinality layout);
 * zoo's own files: the rosinality layout plus a `config` dict (possibly fp16 tensors).
-All `.pt` reads use `torch.load(weights_only=True)`.
+All `.pt` reads go through `zoo.checkpoint_io.torch_load` (`torch.load(weights_only=True)`, nothing from the file is
+run); keys saved from DataParallel (`module.*`) are accepted, missing noise buffers (not learned) are regenerated
+(seeded) and a missing latent_avg is computed (seeded), each with one note; every error names the file.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..checkpoint_io import check_file, load_checked, note, sniff_format, strip_module_prefix, torch_load
 from ..errors import CheckpointError
 from .generator import Generator, GeneratorConfig, default_channels
 from .nvlabs import nvlabs_to_rosinality, read_nvlabs_pickle
+
+__all__ = ["LoadedGenerator", "build_generator", "infer_config", "load_generator", "save_generator", "sniff_format"]
+
+MEAN_LATENT_SEED = 0
 
 
 @dataclass
@@ -33,8 +39,11 @@ class LoadedGenerator:
     latent_avg_computed: bool = False
 
 
-def infer_config(sd: dict[str, torch.Tensor]) -> GeneratorConfig:
-    """Infer size, style_dim, n_mlp and channels from rosinality state-dict keys."""
+def infer_config(sd: dict[str, torch.Tensor], source: str | None = None) -> GeneratorConfig:
+    """Infer size, style_dim, n_mlp and channels from rosinality state-dict keys.
+
+    Raises CheckpointError (prefixed with `source`, the file, when given) if a key the layout needs is absent.
+    """
     try:
         rgb_idx = [int(m.group(1)) for k in sd if (m := re.match(r"^to_rgbs\.(\d+)\.conv\.weight$", k))]
         size = 2 ** (max(rgb_idx) + 3) if rgb_idx else 4
@@ -44,7 +53,9 @@ def infer_config(sd: dict[str, torch.Tensor]) -> GeneratorConfig:
         for j in range(len(rgb_idx)):
             channels[2 ** (j + 3)] = int(sd[f"convs.{2 * j}.conv.weight"].shape[1])
     except KeyError as exc:
-        raise CheckpointError(f"not a StyleGAN2 generator state dict: missing key {exc}") from None
+        where = f"{source}: " if source else ""
+        raise CheckpointError(f"{where}not a StyleGAN2 generator state dict: missing key {exc} (a generator "
+                              "needs the rosinality keys of g_ema)") from None
     for cm in (2, 1):
         table = default_channels(cm)
         if all(table[r] == c for r, c in channels.items()):
@@ -52,55 +63,50 @@ def infer_config(sd: dict[str, torch.Tensor]) -> GeneratorConfig:
     return GeneratorConfig(size=size, style_dim=style_dim, n_mlp=n_mlp, channels=channels)
 
 
-def build_generator(sd: dict[str, torch.Tensor], config: GeneratorConfig | None = None) -> Generator:
-    """Construct a Generator for `sd` and load it strictly (float32)."""
-    config = config or infer_config(sd)
+def build_generator(sd: dict[str, torch.Tensor], config: GeneratorConfig | None = None,
+                    source: str | None = None) -> Generator:
+    """Construct a Generator for `sd` and load it strictly (float32).
+
+    `source` (the file) prefixes every message. A `module.` (DataParallel) prefix is stripped and missing noise
+    buffers (not learned) are regenerated with a fixed seed, each with one note. Raises CheckpointError when learned
+    weights are missing, unexpected or of another shape (naming the first keys).
+    """
+    what = source or "generator"
+    sd = strip_module_prefix(sd, what)
+    config = config or infer_config(sd, source)
     g = Generator(**{k: v for k, v in config.__dict__.items()})
-    sd = {k: v.float() for k, v in sd.items()}
-    try:
-        g.load_state_dict(sd, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = " ".join(line.strip() for line in first[1:3]) if len(first) > 1 else first[0]
-        raise CheckpointError(f"generator weights do not fit the inferred architecture: {detail[:300]}") from None
+    sd = {k: v.float() if isinstance(v, torch.Tensor) else v for k, v in sd.items()}
+    load_checked(g, sd, f"{source}: generator weights" if source else "generator weights",
+                 "expected the complete g_ema of a rosinality / zoo StyleGAN2 generator; download it again",
+                 problem="do not fit the inferred architecture")
     return g.eval()
 
 
 def _torch_load(path: Path) -> object:
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        msg = str(exc).strip().splitlines()[0][:200]
-        raise CheckpointError(f"{path}: cannot be read as a weights-only torch checkpoint ({msg})") from None
-
-
-def sniff_format(path: Path) -> str:
-    """'zip' (torch.save), 'pickle' (NVlabs .pkl or legacy torch) or 'unknown' (e.g. an HTML error page)."""
-    with open(path, "rb") as f:
-        head = f.read(512)
-    if zipfile.is_zipfile(path):
-        return "zip"
-    if head[:1] == b"\x80":
-        return "pickle"
-    return "unknown"
+    """A generator `.pt` read weights-only (argparse.Namespace args of rosinality train.py checkpoints allowed)."""
+    return torch_load(path, what="generator file", allowed_globals=[argparse.Namespace])
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu", n_mean_latent: int = 10_000) -> LoadedGenerator:
-    """Load a generator file of any supported format; compute latent_avg (seeded) when the file lacks it."""
+    """Load a generator file of any supported format; compute latent_avg (seeded) when the file lacks it.
+
+    Notes (one line each): DataParallel prefix stripped, noise buffers regenerated, latent_avg computed.
+    Raises CheckpointError naming the file: missing, empty / HTML / truncated, pickled objects or code (never run),
+    no 'g_ema', weights that do not fit, or a latent_avg of the wrong width.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"generator file not found: {path}")
-    fmt = sniff_format(path)
-    if fmt == "unknown":
-        raise CheckpointError(
-            f"{path} is neither a torch checkpoint nor a pickle (an HTML download-quota page?); download it again"
-        )
+    fmt = check_file(path, what="generator file", fix="download it again")
     source = "rosinality"
     if path.suffix == ".pkl" and fmt == "pickle":
         with open(path, "rb") as f:
-            nv_sd, _ = read_nvlabs_pickle(f)
-        sd, latent_avg = nvlabs_to_rosinality(nv_sd)
+            try:
+                nv_sd, _ = read_nvlabs_pickle(f)
+            except CheckpointError as exc:
+                raise CheckpointError(f"{path}: {exc}") from None
+        try:
+            sd, latent_avg = nvlabs_to_rosinality(nv_sd)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
         source, config = "nvlabs", None
     else:
         ckpt = _torch_load(path)
@@ -111,19 +117,30 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu", n_mean_
                 "(encoder checkpoints go to `zoo invert --weights`)"
             )
         sd = ckpt["g_ema"]
+        if not isinstance(sd, dict):
+            raise CheckpointError(f"{path}: 'g_ema' is a {type(sd).__name__}, not a state dict; expected a "
+                                  "rosinality/zoo generator .pt")
         latent_avg = ckpt.get("latent_avg")
-        config = GeneratorConfig.from_dict(ckpt["config"]) if "config" in ckpt else None
+        try:
+            config = GeneratorConfig.from_dict(ckpt["config"]) if "config" in ckpt else None
+        except (TypeError, ValueError, KeyError, AttributeError):
+            raise CheckpointError(f"{path}: its 'config' is not a zoo GeneratorConfig; re-save it with "
+                                  "zoo.stylegan2.checkpoints.save_generator (or drop 'config' to infer it)") from None
         source = "zoo" if config is not None else "rosinality"
-    g = build_generator(sd, config).to(device)
+    g = build_generator(sd, config, str(path)).to(device)
     computed = latent_avg is None
     if computed:
-        gen = torch.Generator(device="cpu").manual_seed(0)
+        gen = torch.Generator(device="cpu").manual_seed(MEAN_LATENT_SEED)
         with torch.no_grad():
             z = torch.randn(n_mean_latent, g.style_dim, generator=gen).to(device)
             latent_avg = g.style(z).mean(0)
-    latent_avg = latent_avg.float().reshape(-1, g.style_dim)[0].to(device) if latent_avg.ndim > 1 else latent_avg.float().to(device)
-    if latent_avg.shape[-1] != g.style_dim:
-        raise CheckpointError(f"latent_avg has {latent_avg.shape[-1]} dims but the generator's w has {g.style_dim}")
+        note(f"{path}: no latent_avg in the file: computed as the mean of {n_mean_latent} mapped z samples "
+             f"(seed {MEAN_LATENT_SEED})")
+    if not isinstance(latent_avg, torch.Tensor) or latent_avg.shape[-1:] != (g.style_dim,):
+        got = list(latent_avg.shape) if isinstance(latent_avg, torch.Tensor) else type(latent_avg).__name__
+        raise CheckpointError(f"{path}: latent_avg is {got} but the generator's w has {g.style_dim} dims; re-save "
+                              "the file with the latent_avg of this generator (or without one to compute it)")
+    latent_avg = latent_avg.float().reshape(-1, g.style_dim)[0].to(device)
     return LoadedGenerator(g, latent_avg, source, computed)
 
 

@@ -76,13 +76,21 @@ for _dtype_name in ("float32", "float16", "bfloat16", "float64", "int64", "int32
 
 
 class SafeUnpickler(pickle.Unpickler):
-    """Unpickler that only resolves allow-listed globals; everything else becomes an inert placeholder."""
+    """Unpickler that only resolves allow-listed globals; everything else becomes an inert placeholder.
+
+    `inert` lists the `module.name` of every global replaced (never imported, never called).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.inert: list[str] = []
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
             return _ALLOWED[(module, name)]
         if module == "torch" and name.endswith("Storage"):
             return getattr(torch, name)
+        self.inert.append(f"{module}.{name}")
         return _inert_global(module, name)
 
     def persistent_load(self, pid: Any) -> Any:  # pragma: no cover - NVlabs pickles use none
@@ -105,22 +113,45 @@ def module_state_dict(obj: Any, prefix: str = "") -> dict[str, torch.Tensor]:
     return out
 
 
+_NVLABS_MODULES = ("torch_utils.", "dnnlib.", "training.", "numpy.", "torch.", "collections.", "builtins.set")
+
+
+def _foreign(inert: list[str]) -> str:
+    """' (its pickle names X, Y: not loaded, nothing was run)' for globals no NVlabs pickle holds, else ''."""
+    names = [n for n in dict.fromkeys(inert) if not n.startswith(_NVLABS_MODULES)]
+    if not names:
+        return ""
+    return f" (its pickle names {', '.join(names[:3])}: objects/code that were not loaded, nothing was run)"
+
+
 def read_nvlabs_pickle(f: BinaryIO) -> tuple[dict[str, torch.Tensor], dict]:
-    """Return (G_ema state dict, init_kwargs) of an NVlabs network pickle, executing nothing from the file."""
+    """Return (G_ema state dict, init_kwargs) of an NVlabs network pickle, executing nothing from the file.
+
+    Raises CheckpointError (without the file name: callers prefix it) for unreadable, legacy TensorFlow or foreign
+    pickles; globals that no NVlabs pickle holds (e.g. os.system) are named as not loaded.
+    """
+    unpickler = SafeUnpickler(f)
     try:
-        data = SafeUnpickler(f).load()
+        data = unpickler.load()
     except CheckpointError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoding failure is a bad file
-        raise CheckpointError(f"not a readable NVlabs network pickle ({type(exc).__name__}: {exc})") from None
+        msg = " ".join(str(exc).split())[:200]
+        raise CheckpointError(f"not a readable NVlabs network pickle ({type(exc).__name__}: {msg})"
+                              f"{_foreign(unpickler.inert)}; download it again") from None
     if isinstance(data, tuple):
         raise CheckpointError(
             "this is a legacy TensorFlow StyleGAN pickle (tuple G, D, Gs); convert it with NVlabs' legacy.py first"
         )
     if not isinstance(data, dict) or "G_ema" not in data:
-        raise CheckpointError("pickle has no 'G_ema' entry: not an NVlabs stylegan2-ada-pytorch network pickle")
+        raise CheckpointError("pickle has no 'G_ema' entry: not an NVlabs stylegan2-ada-pytorch network pickle"
+                              f"{_foreign(unpickler.inert)}; give the network-snapshot-*.pkl of stylegan2-ada-pytorch")
     g = data["G_ema"]
-    sd = module_state_dict(g)
+    try:
+        sd = module_state_dict(g)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{exc}{_foreign(unpickler.inert)}: not an NVlabs network pickle; give the "
+                              "network-snapshot-*.pkl of stylegan2-ada-pytorch") from None
     kwargs = g.state.get("_init_kwargs", {}) if isinstance(g, PersistentObject) else {}
     return sd, dict(kwargs) if isinstance(kwargs, dict) else {}
 

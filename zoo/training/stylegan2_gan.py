@@ -23,7 +23,18 @@ from tqdm import tqdm
 
 from ..stylegan2 import Generator
 from ..stylegan2.discriminator import Discriminator
-from .checkpointing import load_checkpoint, rng_state, save_atomic, set_rng_state
+from .checkpointing import (
+    RESTART_HINT,
+    ResumeMismatchError,
+    load_training_state,
+    restoring,
+    rng_state,
+    save_atomic,
+    set_rng_state,
+)
+
+GAN_STATE_KEYS = ("config", "g", "d", "g_ema", "g_optim", "d_optim", "step", "wall_seconds", "log", "rng")
+VOLATILE = ("max_steps", "checkpoint_every", "sample_every")
 
 
 @dataclass
@@ -97,6 +108,21 @@ def save_grid(images: torch.Tensor, path: Path, nrow: int = 8) -> None:
     Image.fromarray(grid.permute(1, 2, 0).numpy()).save(path)
 
 
+def load_gan_state(state_path: str | Path, cfg: GanConfig) -> dict:
+    """The `state.pt` of a generator run made with `cfg` (up to its volatile settings), for resuming.
+
+    Raises CheckpointError naming the file (unreadable, foreign or malicious file; see `load_training_state`) and
+    ResumeMismatchError (an InputError and ValueError) when the run used another config.
+    """
+    st = load_training_state(state_path, GAN_STATE_KEYS, "the generator")
+    with restoring(state_path, "the generator"):
+        same = {k: v for k, v in dict(st["config"]).items() if k not in VOLATILE}
+    if same != {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in VOLATILE}:
+        raise ResumeMismatchError(f"{state_path} was made with a different config; use a new --out directory "
+                                  f"(or {RESTART_HINT})")
+    return st
+
+
 def train_gan(
     images: np.ndarray,
     run_dir: str | Path,
@@ -109,6 +135,7 @@ def train_gan(
     """Train (or resume) a StyleGAN2 on `images` uint8 [N, H, W, 3]; returns a summary dict.
 
     Stops at `cfg.max_steps` or after `max_minutes` of wall time in this call (then saves; rerun to resume).
+    Raises CheckpointError / ResumeMismatchError (see `load_gan_state`) when `run_dir/state.pt` cannot be resumed.
     """
     run_dir = Path(run_dir)
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
@@ -127,15 +154,12 @@ def train_gan(
     step, wall = 0, 0.0
     log: list[dict] = []
     if state_path.exists():
-        st = load_checkpoint(state_path)
-        volatile = ("max_steps", "checkpoint_every", "sample_every")
-        same = {k: v for k, v in st["config"].items() if k not in volatile}
-        if same != {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in volatile}:
-            raise ValueError(f"{state_path} was made with a different config; use a new --out directory")
-        g.load_state_dict(st["g"]); d.load_state_dict(st["d"]); g_ema.load_state_dict(st["g_ema"])
-        g_optim.load_state_dict(st["g_optim"]); d_optim.load_state_dict(st["d_optim"])
-        step, wall, log = st["step"], st["wall_seconds"], st["log"]
-        set_rng_state(st["rng"])
+        st = load_gan_state(state_path, cfg)
+        with restoring(state_path, "the generator"):
+            g.load_state_dict(st["g"]); d.load_state_dict(st["d"]); g_ema.load_state_dict(st["g_ema"])
+            g_optim.load_state_dict(st["g_optim"]); d_optim.load_state_dict(st["d_optim"])
+            step, wall, log = int(st["step"]), float(st["wall_seconds"]), list(st["log"])
+            set_rng_state(st["rng"])
     sample_z = torch.randn(cfg.n_sample, cfg.style_dim, generator=torch.Generator().manual_seed(cfg.seed + 1)).to(dev)
     r1 = cfg.resolved_r1()
     ema_nimg_full = cfg.resolved_ema_kimg() * 1000
