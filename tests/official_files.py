@@ -274,6 +274,9 @@ age = "files/age.npy"
 file = "files/pca.pt"
 edits = {{ pose = [0, 0, 4, 2.0] }}
 
+[directions.stylespace]
+brow = "s3_5"
+
 [metrics]
 size = 256
 '''

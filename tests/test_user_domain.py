@@ -146,6 +146,13 @@ def test_bench_quick_on_a_domain_file_writes_every_output(domain_file: Path, tmp
     assert recon.shape == (3, 64, 64)  # at the domain's resolution, never shrunk to another domain's
     edits = (out / "edits.csv").read_text()
     assert "interfacegan" in edits and "smile" in edits
+    # no attribute scorers and identity = none: the sweep still reports the image change, growing with |step|
+    change = {(e["method"], e["editor"], e["direction"], e["step"]): e for e in results["edit_aggregates"]
+              if e["measure"] == "change"}
+    assert change and all(e["n"] == 2 and e["mean"] > 0 for e in change.values())
+    assert not [e for e in results["edit_aggregates"] if e["measure"] == "attribute"]
+    ids = [e for e in results["edit_aggregates"] if e["measure"] == "id"]
+    assert ids and all(e["n"] == 0 for e in ids)  # no identity model: ID kept unavailable, not faked
 
 
 def test_directions_from_files_drive_the_editors(domain_file: Path) -> None:
@@ -164,6 +171,8 @@ def test_directions_from_files_drive_the_editors(domain_file: Path) -> None:
     coord = ((out[:, :4] - mean) * comp).sum(-1) / std
     assert torch.allclose(coord, torch.full_like(coord, 3.0), atol=1e-3)
     assert torch.equal(out[:, 4:], w[:, 4:]) and torch.equal(gs.edit_latents(w, "pose", 0.0, d), w)
+    ss = registry.create_editor("stylespace")
+    assert "brow" in ss.directions(d) and ss.accepts("brow", d) and ss.channel("brow", d) == (3, 5, 1.0)
     from zoo.errors import InputError as _InputError
 
     bad = domain_file.parent / "far.toml"

@@ -6,7 +6,8 @@ each channel's relevance to a binary attribute is (mean of s_c over samples the 
 - mean over all) / std over all; continuous attributes (pose) use the correlation of s_c with the score. toRGB
 channels are left out by default (the paper localises attributes in the convolution layers). An edit moves one
 channel: s_c' = s_c + step * sign * scale * std_c, sign = the relevance's sign, so a positive step increases the
-attribute. Directions: one per attribute scorer of the domain (its most relevant channel), plus any channel
+attribute. Directions: one per attribute scorer of the domain (its most relevant channel), the channels a domain
+names (a domain file's `[directions.stylespace] smile = "s6_501"`, `Domain.stylespace_channels()`), plus any channel
 written `s<slot>_<channel>` (slot = index in `Generator.layer_slots()`), moved in its own std units.
 """
 
@@ -133,10 +134,18 @@ class StyleSpace(Editor):
             ranking[attr] = sorted(rows, key=lambda r: -abs(r[2]))[:200]
         return ChannelStats(mean, std, ranking)
 
+    @staticmethod
+    def named_channels(domain: Domain) -> dict[str, str]:
+        """Channels the domain names, e.g. {'smile': 's6_501'} (a domain file's [directions.stylespace])."""
+        fn = getattr(domain, "stylespace_channels", None)
+        return dict(fn()) if callable(fn) else {}
+
     def directions(self, domain: Domain) -> list[str]:
-        return sorted(a for a, rows in self.stats(domain).ranking.items() if rows)
+        named = self.named_channels(domain)
+        return sorted({a for a, rows in self.stats(domain).ranking.items() if rows} | set(named))
 
     def accepts(self, direction: str, domain: Domain) -> bool:
+        direction = self.named_channels(domain).get(direction, direction)
         m = CHANNEL.match(direction)
         if m is None:
             return direction in self.directions(domain)
@@ -145,6 +154,7 @@ class StyleSpace(Editor):
 
     def channel(self, direction: str, domain: Domain) -> tuple[int, int, float]:
         """(slot, channel, sign) edited by `direction`."""
+        direction = self.named_channels(domain).get(direction, direction)
         m = CHANNEL.match(direction)
         if m is not None:
             return int(m[1]), int(m[2]), 1.0
@@ -165,7 +175,13 @@ class StyleSpace(Editor):
         g = domain.generator().generator
         slots = g.layer_slots()
         rows = []
+        named = self.named_channels(domain)
         for attr in self.directions(domain):
+            if attr in named and attr not in st.ranking:
+                k, c, _ = self.channel(attr, domain)
+                rows.append({"direction": attr, "rank": None, "channel": named[attr], "layer": slots[k].name,
+                             "relevance": None, "std": round(float(st.std[k][c]), 4)})
+                continue
             for rank, (k, c, rel) in enumerate(st.ranking[attr][: self.options.top_k]):
                 rows.append({"direction": attr, "rank": rank + 1, "channel": f"s{k}_{c}", "layer": slots[k].name,
                              "relevance": round(rel, 3), "std": round(float(st.std[k][c]), 4)})

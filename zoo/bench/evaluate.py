@@ -72,8 +72,10 @@ def editor_version(editor: Editor) -> str:
 
 # Version of the scoring protocol, part of the fingerprint. 2: images are clamped to [-1, 1] before metrics, attribute
 # scorers and the identity embedder (as the official evaluation scripts, which score saved images), so an inverter
-# whose generator overshoots the range is scored on what a user sees.
-EVAL_PROTOCOL = 2
+# whose generator overshoots the range is scored on what a user sees. 3: every edit also records the image change
+# (mean |edited - unedited| over pixels and channels, on [-1, 1] images), the measure that stays when a domain has
+# no attribute scorers.
+EVAL_PROTOCOL = 3
 # weight roles owned by inverters (their digests are part of each work unit's key, not of the evaluation)
 METHOD_ROLE_PREFIXES = ("encoder/",)
 
@@ -209,8 +211,9 @@ class Evaluator:
     def edit(self, inversion: Inversion, base: torch.Tensor, targets: Sequence[EditTarget]) -> list[dict[str, Any]]:
         """Per-image edit entries [{target.key: {...}}] for the B images of `inversion`.
 
-        base: the unedited reconstructions [B, 3, H, W]; the attribute change is scorer(edit) - scorer(base) and
-        the ID kept is the cosine of identity embeddings of edit and base (None without identity model).
+        base: the unedited reconstructions [B, 3, H, W]; the attribute change is scorer(edit) - scorer(base), the
+        ID kept is the cosine of identity embeddings of edit and base (None without identity model) and the image
+        change is mean |edit - base| over pixels and channels (on [-1, 1] images: 0 = unchanged, at most 2).
         """
         out: list[dict[str, Any]] = [{} for _ in range(len(base))]
         if not targets:
@@ -224,11 +227,12 @@ class Evaluator:
         for t in targets:
             edited = self.editors[t.editor].edit(inversion, t.direction, t.step).detach().float().clamp(-1, 1)
             ids = (embed(edited) * base_emb).sum(1).cpu().tolist() if embed is not None else [None] * len(base)
+            change = (edited - base.to(edited)).abs().mean((1, 2, 3)).cpu().tolist()
             attrs = {s: _scores(scorers[s], edited) for s in t.scorers}
             for i in range(len(base)):
                 out[i][t.key] = {
                     **asdict(t), "scorers": list(t.scorers), "eval": self.fingerprint,
-                    "id": None if ids[i] is None else finite_or_none(ids[i]),
+                    "id": None if ids[i] is None else finite_or_none(ids[i]), "change": finite_or_none(change[i]),
                     "attributes": {s: {"base": finite_or_none(base_attr[s][i]), "edited": finite_or_none(v[i]),
                                        "delta": finite_or_none(v[i] - base_attr[s][i])} for s, v in attrs.items()},
                 }

@@ -92,10 +92,12 @@ def render_html(results: Mapping[str, Any], run_dir: Path) -> str:
         parts.append("<h3>Reconstructions</h3>" + grid_html(results, run_dir, domain, split))
         id_plot = plots.edit_curves(results, domain, split, "id")
         attr_plot = plots.edit_curves(results, domain, split, "attribute")
-        if id_plot or attr_plot:
+        change_plot = plots.edit_curves(results, domain, split, "change")
+        if id_plot or attr_plot or change_plot:
             parts.append("<h3>Editing sweep</h3>")
             parts.append(img_tag(id_plot, "ID kept vs step", "plot"))
             parts.append(img_tag(attr_plot, "attribute change vs step", "plot"))
+            parts.append(img_tag(change_plot, "image change vs step", "plot"))
     frames = edit_frames(results)
     if frames:
         parts.append("<h2>Editing tables</h2>")

@@ -75,7 +75,8 @@ def _main_scorer_rows(rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 
 def edit_curves(results: Mapping[str, Any], domain: str, split: str, measure: str) -> bytes | None:
-    """measure 'id' (ID kept vs step) or 'attribute' (attribute change vs step): a panel per editor direction
+    """measure 'id' (ID kept vs step), 'change' (image change vs step) or 'attribute' (attribute change vs step):
+    a panel per editor direction
     (and scorer), a line per method with ± stderr bands. Attribute panels show, for a direction without a
     scorer of its own name (GANSpace components), only the scorer it changes most; every pair stays in edits.csv."""
     rows = [e for e in results.get("edit_aggregates", [])
@@ -96,7 +97,7 @@ def edit_curves(results: Mapping[str, Any], domain: str, split: str, measure: st
         ax.set_title(f"{editor}: {direction}" + (f" ({scorer})" if scorer and scorer != direction else ""),
                      fontsize=9)
         ax.set_xlabel("step")
-        ax.set_ylabel("ID kept ↑" if measure == "id" else f"Δ {scorer}")
+        ax.set_ylabel({"id": "ID kept ↑", "change": "image change (mean |Δ|)"}.get(measure, f"Δ {scorer}"))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"{'ID kept' if measure == 'id' else 'attribute change'} vs step — {domain}/{split}")

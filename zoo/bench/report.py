@@ -108,10 +108,10 @@ def edit_frames(results: Mapping[str, Any], matched_only: bool = False) -> list[
         return []
     df["scorer"] = df["scorer"].fillna("")
     if matched_only:
-        df = df[(df["measure"] == "id") | (df["scorer"] == df["direction"])]
+        df = df[df["measure"].isin(["id", "change"]) | (df["scorer"] == df["direction"])]
     out = []
     keys = ["domain", "split", "editor", "direction", "measure", "scorer"]
-    df = df.assign(_id_first=df["measure"] != "id")
+    df = df.assign(_id_first=df["measure"].map({"id": 0, "change": 1}).fillna(2))
     order = ["domain", "split", "editor", "direction", "_id_first", "scorer"]
     for key, part in df.sort_values(order, kind="stable").groupby(keys, sort=False):
         domain, split, editor, direction, measure, scorer = key
@@ -119,7 +119,7 @@ def edit_frames(results: Mapping[str, Any], matched_only: bool = False) -> list[
         table = cells.pivot(index="method", columns="step", values="cell")
         table = table.reindex(list(dict.fromkeys(part["method"])))
         table.columns = [f"{c:+g}" if c else "0" for c in table.columns]
-        what = "ID kept ↑" if measure == "id" else f"Δ {scorer}"
+        what = {"id": "ID kept ↑", "change": "image change (mean |Δ|)"}.get(measure, f"Δ {scorer}")
         out.append((f"{domain}/{split} — {editor}: {direction} — {what}", table.reset_index()))
     return out
 

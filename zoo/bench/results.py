@@ -111,7 +111,7 @@ def unit_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for e in rec.get("edits", {}).values():
             attrs = {f"attr.{s}": a.get("delta") for s, a in e.get("attributes", {}).items()}
             rows.append({"kind": "edit", **base, "editor": e["editor"], "direction": e["direction"],
-                         "step": e["step"], "id": e.get("id"), **attrs})
+                         "step": e["step"], "id": e.get("id"), "change": e.get("change"), **attrs})
     return rows
 
 
@@ -151,13 +151,15 @@ def aggregate_scores(records: Sequence[Mapping[str, Any]], groups: Iterable[tupl
 
 
 def aggregate_edits(records: Sequence[Mapping[str, Any]]) -> list[EditAggregate]:
-    """Mean ± stderr of ID kept and of each attribute change per (method, domain, split, editor, direction, step)."""
+    """Mean ± stderr of ID kept, image change and each attribute change per (method, domain, split, editor,
+    direction, step)."""
     groups: dict[tuple, list[float | None]] = {}
     for rec in records:
         u = rec["unit"]
         for e in rec.get("edits", {}).values():
             head = (u["method"], u["domain"], u["split"], e["editor"], e["direction"], float(e["step"]))
             groups.setdefault((*head, "id", None), []).append(e.get("id"))
+            groups.setdefault((*head, "change", None), []).append(e.get("change"))
             for s, a in e.get("attributes", {}).items():
                 groups.setdefault((*head, "attribute", s), []).append(a.get("delta"))
     out: list[EditAggregate] = []

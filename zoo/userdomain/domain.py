@@ -334,6 +334,12 @@ class _MetricEmbedder(torch.nn.Module):
         self.metric, self.domain = metric, domain
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:  # an ID loss would silently get no gradient
+            from ..errors import ZooError
+
+            raise ZooError(f"{self.domain.spec.file}: identity '{self.domain.spec.identity}' measures ID kept (face "
+                           "detection and crops, not differentiable), it is no training loss: train with "
+                           "--set id_lambda=0")
         return self.metric.embed(x, self.domain)
 
 
