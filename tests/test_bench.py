@@ -295,7 +295,7 @@ def test_run_writes_every_output_with_every_metric(first_run: Any) -> None:
     md = (run_dir / "leaderboard.md").read_text()
     assert "l2 ↓" in md and "ms_ssim ↑" in md and "id ↑" in md and "time (s) ↓" in md and "## tiny / ood" in md
     csv = (run_dir / "leaderboard.csv").read_text().splitlines()
-    assert csv[0].startswith("domain,split,method,id ↑,id ↑ stderr,ms_ssim ↑") and len(csv) == 5
+    assert csv[0].startswith("domain,split,method,id,id_stderr,ms_ssim,ms_ssim_stderr") and len(csv) == 5
     html = (run_dir / "report.html").read_text()
     assert html.count("data:image/png;base64") >= 6 and "tiny_opt" in html
     rows = [json.loads(line) for line in (run_dir / r["rows_path"]).read_text().splitlines()]
@@ -426,6 +426,7 @@ def test_image_folder_with_bad_files(tiny_plugin: Any, tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     l2 = next(a for a in results["aggregates"] if a["metric"] == "l2")
     assert l2["split"] == "images" and l2["n"] == 4 and results["inputs"]["n_used"] == 4
+    assert f"images: 4 of 5 files in {folder}" in (out / "leaderboard.md").read_text()  # not 'limit 8 per split'
 
 
 def test_unknown_method_fails_before_any_work(tiny_plugin: Any, tmp_path: Path) -> None:
@@ -588,3 +589,111 @@ def test_evaluator_scores_what_a_user_sees_clamped_reconstructions() -> None:
     clamped = ev.score(recon.clamp(-1, 1), target, ["l2"])
     assert [r["l2"]["value"] for r in raw] == [c["l2"]["value"] for c in clamped]
     assert raw[0]["l2"]["value"] < ((recon - target) ** 2).mean().item()
+
+
+def test_progress_reaches_a_log_as_plain_lines(tiny_plugin: Any, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ZOO_PROGRESS_INTERVAL", "0")  # a line per finished block
+    lines: list[str] = []
+    run_bench(config(tmp_path / "p", editors=[], metrics=["l2"], limit=2, ood=False, report=False), log=lines.append)
+    prog = [line for line in lines if line.startswith("bench: ")]
+    assert prog[0] == "bench: method 1/2 tiny_enc on tiny, unit 0/2, elapsed 0s, method ETA ?"
+    assert any(p.startswith("bench: method 2/2 tiny_opt on tiny, unit 2/2, elapsed ") for p in prog)
+    assert any(p.startswith("bench: method 1/2 tiny_enc on tiny, timing 3 images") for p in prog)
+    assert prog[-1].startswith("bench: 2 method run(s) done in ")
+    # the CLI with stderr redirected (not a terminal): the same lines, no tqdm bars; -q: none of them
+    args = ["bench", "--domains", "tiny", "--limit", "2", "--editors", "none", "--metrics", "l2", "--no-ood",
+            "--no-report", "--threads", "1", "--device", "cpu", "--out"]
+    res = CliRunner().invoke(cli(), [*args, str(tmp_path / "cli")])
+    assert res.exit_code == 0, res.output
+    assert "bench: method 2/2 tiny_opt on tiny, unit 2/2" in res.stderr and "\r" not in res.stderr
+    from zoo.cli import main
+
+    quiet = CliRunner().invoke(main, ["-q", *args, str(tmp_path / "q")])
+    assert quiet.exit_code == 0, quiet.output
+    assert "bench:" not in quiet.stderr and "note:" not in quiet.stderr and "## tiny / test" in quiet.stdout
+
+
+def test_compare_refuses_to_gate_runs_that_are_not_like_with_like(first_run: Any, tmp_path: Path) -> None:
+    run_dir = first_run.run_dir
+    other = json.loads((run_dir / "results.json").read_text())
+    other["config"].update(limit=2, quick=True)
+    other["domains"]["tiny"]["used_splits"]["test"].update(n=2, data_sha256="0" * 64)
+    other["methods"]["tiny_opt"]["options"] = {"steps": 2}
+    other["domains"]["tiny"]["evaluation"]["eval_fingerprint"] = "f" * 16
+    for a in other["aggregates"]:
+        a["mean"] = a["mean"] * 3 if a["mean"] else a["mean"]
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    res = CliRunner().invoke(cli(), ["compare", str(run_dir), str(tmp_path / "other.json"), "--fail-if-worse", "5"])
+    assert res.exit_code == 2  # refused: not the regression exit code 3
+    err = res.stderr.strip().splitlines()
+    assert err[-1].startswith("Error: --fail-if-worse refused: the runs are not comparable (5 setting(s) differ")
+    assert "warning: runs differ: image limit per split (run): A 6, B 2" in err
+    assert "warning: runs differ: options (tiny_opt): A {\"steps\": 3}, B {\"steps\": 2}" in err
+    assert "number of images (tiny/test): A 6, B 2" in res.stdout and res.stdout.startswith("NOT COMPARABLE")
+    shown = CliRunner().invoke(cli(), ["compare", str(run_dir), str(tmp_path / "other.json"), "--json"])
+    data = json.loads(shown.stdout)
+    assert shown.exit_code == 0 and data["comparable"] is False and len(data["differences"]) == 5
+    same = CliRunner().invoke(cli(), ["compare", str(run_dir), str(run_dir), "--json"])
+    assert json.loads(same.stdout)["comparable"] is True and "warning" not in same.stderr
+
+
+def test_report_is_navigable_and_its_files_are_readable(first_run: Any, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from zoo.bench.report import fmt, render_run
+
+    assert [fmt(-0.00001, 0.00001), fmt(1.0, 0.0), fmt(-0.25, 0.01), fmt(None)] == [
+        "0 ± 0", "1.0000 ± 0", "-0.2500 ± 0.0100", "—"]
+    old = os.umask(0o022)
+    try:
+        paths = render_run(first_run.results, tmp_path)
+    finally:
+        os.umask(old)
+    html = paths["html"].read_text()
+    assert "<nav><h2>Contents</h2>" in html and 'href="#tiny-test"' in html and 'id="tiny-test"' in html
+    n_tables = html.count("<details><summary>tiny/test")
+    assert n_tables >= 6 and "-0.0000" not in html and "-0.0000" not in paths["markdown"].read_text()
+    pngs = sorted(p.name for p in (tmp_path / "figures").glob("*.png"))
+    assert "quality_vs_time_tiny_test.png" in pngs and "edits_id_tiny_test.png" in pngs
+    assert all((tmp_path / "figures" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
+    header = paths["csv"].read_text().splitlines()[0]
+    assert "↑" not in header and "↓" not in header
+    schema = {line.split(",")[0]: line.split(",")[1] for line in paths["csv_schema"].read_text().splitlines()[1:]}
+    assert schema["l2"] == "False" and schema["id"] == "True" and schema["time_s"] == "False"
+    assert schema["l2_stderr"] == ""
+    for p in [*paths.values(), *(tmp_path / "figures").glob("*.png")]:
+        if p.is_file():
+            assert stat.S_IMODE(p.stat().st_mode) == 0o644, p
+    cache_file = next((first_run.run_dir / "cache").glob("??/*.json"))
+    assert stat.S_IMODE(cache_file.stat().st_mode) & 0o044  # readable by others as any file (umask permitting)
+
+
+def test_load_and_cpu_frequency_are_recorded_and_a_busy_machine_flags_timing(
+        tiny_plugin: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from zoo.bench import results as res
+
+    env = res.environment("cpu")
+    assert env["load"]["cores"] >= 1 and "busy" in env["load"] and "cpu_freq" in env
+    monkeypatch.setattr(os, "getloadavg", lambda: (64.0, 60.0, 50.0))  # far more runnable threads than cores
+    lines: list[str] = []
+    out = run_bench(config(tmp_path / "busy", methods=["tiny_enc"], editors=[], metrics=["l2"], limit=2, ood=False),
+                    log=lines.append)
+    r = out.results
+    assert r["env"]["load"]["busy"] and r["env"]["load"]["load_avg"] == [64.0, 60.0, 50.0]
+    assert r["timing_eligible"] is False and r["timing_busy"] == ["tiny_enc on tiny (load 64 on "
+                                                                  f"{res.usable_cores()} cores)"]
+    assert r["timing"][0]["load_before"]["busy"] and "cpu_freq" in r["timing"][0]
+    assert any(line.startswith("warning: the machine is busy (load 64 on") for line in lines)
+    assert any(line.startswith("warning: timed tiny_enc on tiny (load 64") for line in lines)
+    assert "Timing not leaderboard-eligible" in (tmp_path / "busy" / "leaderboard.md").read_text()
+
+
+def test_metric_notes_name_the_model_used_on_the_domain(first_run: Any) -> None:
+    models = first_run.results["domains"]["tiny"]["evaluation"]["metric_models"]
+    assert models["id"].startswith("the 'tiny' domain's own identity embedder") and "not CurricularFace" in models["id"]
+    assert "`id` on tiny uses the 'tiny' domain's own identity embedder" in (
+        first_run.run_dir / "leaderboard.md").read_text()

@@ -349,4 +349,4 @@ def test_note_is_one_stderr_line_when_logging_is_not_configured(monkeypatch, cap
     monkeypatch.setattr(logging.getLogger(), "handlers", [])
     monkeypatch.setattr(logging.getLogger("zoo"), "handlers", [])
     note("g.pt: no latent_avg\nin the file")
-    assert capsys.readouterr().err == "Note: g.pt: no latent_avg in the file\n"
+    assert capsys.readouterr().err == "note: g.pt: no latent_avg in the file\n"

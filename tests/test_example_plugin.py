@@ -106,3 +106,20 @@ def test_inverts_with_tiny_generator(installed: None, monkeypatch: pytest.Monkey
     assert torch.allclose(inv.render(), inv.reconstructions, atol=1e-5)
     assert inv.seconds.shape == (3,) and (inv.seconds >= 0).all()
     assert inv.method == "mean_latent" and inv.domain is domain
+
+
+def test_conformance_kit_passes_on_the_example_plugin(installed: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    from zoo import testing
+
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "example")
+    monkeypatch.delenv("ZOO_DISABLE_PLUGINS", raising=False)
+    plugins.reset_plugins()
+    try:
+        from zoo_example_plugin import MeanLatentInverter
+
+        report = testing.check_inverter(MeanLatentInverter, plugin="example")
+    finally:
+        plugins.reset_plugins()
+    assert report["checks"] == ["registration", "card", "shapes_and_ranges", "determinism", "batch_independence"]
+    assert report["advice"] == ["MeanLatentInverter: card has no `year`", "MeanLatentInverter: card has no `url`",
+                                "MeanLatentInverter: card has no `citation`"]

@@ -97,7 +97,18 @@ class Spy:
 
 
 # ------------------------------------------------------------------------------------------- 1. whole inversions
-@pytest.mark.parametrize("method", registry.list_inverters())
+# the built-in inverters (a fixed list: the test ids must not depend on which third-party plugins a venv holds)
+BUILTIN = ("optim", "optim_wplus", "pti", "idinvert", "idinvert_encoder", "psp", "e4e", "restyle_psp",
+           "restyle_e4e", "hyperstyle")
+
+
+def test_every_builtin_inverter_is_covered() -> None:
+    builtin = [n for n in registry.list_inverters()
+               if registry.get_registration("inverter", n).origin()["distribution"] == "inversion-zoo"]
+    assert sorted(builtin) == sorted(BUILTIN)
+
+
+@pytest.mark.parametrize("method", BUILTIN)
 def test_saved_inversion_rerenders_the_written_reconstruction(method: str, tmp_path: Path, test_images: torch.Tensor,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     src = tmp_path / "in"

@@ -246,3 +246,28 @@ def test_inputs_are_resized_as_the_official_transform(tmp_path: Path, resample: 
         load_image_file(tmp_path / "x.png", 32)  # bilinear is the default
     ref = np.asarray(Image.fromarray(arr).resize((32, 32), getattr(Image.Resampling, pil)), dtype=np.float32)
     assert torch.equal(x, torch.from_numpy(ref).permute(2, 0, 1) / 127.5 - 1) and "resized" in notes[0]
+
+
+def test_ffhq_alignment_of_a_domain_files_photos_and_of_given_inputs(domain_file: Path, tmp_path: Path) -> None:
+    """`align = "ffhq"`: split photos and photos given to `zoo invert` are the aligned crops (no face: skipped)."""
+    pytest.importorskip("dlib", reason="the align extra (dlib-bin) is not installed")
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(skimage.data.astronaut()).save(photos / "astronaut.png")
+    Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(photos / "grey.png")
+    text = domain_file.read_text().replace('name = "tinyfaces"', 'name = "aligned"').replace(
+        'test = "photos/test"', f'test = "{photos}"\nalign = "ffhq"')
+    path = domain_file.parent / "aligned.toml"
+    path.write_text(text)
+    d = registry.get_domain(str(path))
+    files = d.image_files("test")
+    assert len(files) == 1 and files[0] != photos / "astronaut.png" and Image.open(files[0]).size == (64, 64)
+    assert any("grey.png" in n and "no face" in n for n in d.notes["test"])
+    res = CliRunner().invoke(main, ["invert", "optim", str(photos / "astronaut.png"), "--domain", str(path),
+                                    "-o", "steps=1", "-o", "w_avg_samples=100", "--out", str(tmp_path / "inv")])
+    assert res.exit_code == 0, res.output
+    assert "aligned" in res.output or "cached" in res.output  # the note says which crop was used

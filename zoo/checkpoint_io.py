@@ -10,7 +10,7 @@
   kernels) taken from the module's own construction; missing learned parameters and BatchNorm running statistics stay
   missing (an error naming the file and the first missing keys).
 * `load_checked(module, sd, what)`: strip + fit + strict load, with one-line errors and one note per fix-up.
-* `note(message)`: one informational line (`Note: ...` on stderr, or the `zoo` logger when logging is configured).
+* `note(message)`: one informational line (`note: ...` on stderr, or the `zoo` logger when logging is configured).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import pickle
 import re
-import sys
 import warnings
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,20 +49,12 @@ _CODE_MODULES = ("os", "posix", "nt", "subprocess", "builtins", "__builtin__", "
 
 # --------------------------------------------------------------------------------------------- notes
 def note(message: str) -> None:
-    """Print one informational line: `Note: <message>` on stderr, or an INFO record of the `zoo` logger when the
+    """Print one informational line: `note: <message>` on stderr, or an INFO record of the `zoo` logger when the
     application configured logging (handlers on `zoo` or the root logger). `logging.getLogger('zoo').setLevel(
-    logging.WARNING)` silences notes. Never raises."""
-    text = " ".join(str(message).split())
-    if logger.level > logging.INFO:
-        return
-    if logger.handlers or logging.getLogger().handlers:
-        logger.info(text)
-        return
-    try:
-        sys.stderr.write(f"Note: {text}\n")
-        sys.stderr.flush()
-    except (OSError, ValueError):  # closed stream: a note is never worth a crash
-        pass
+    logging.WARNING)` (or `zoo -q`) silences notes. Never raises."""
+    from .log import note as log_note
+
+    log_note(message)
 
 
 # --------------------------------------------------------------------------------------------- files

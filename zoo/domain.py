@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -84,6 +85,11 @@ class Domain(ABC):
     def direction_fit(self) -> dict[str, dict]:
         """Fit report per direction (held-out accuracy / correlation of the boundary), when known."""
         return {}
+
+    def prepare_input(self, path: Path) -> tuple[Path | None, str | None]:
+        """The file to read for a user's input `path` (e.g. its FFHQ-aligned crop), with a one-line note, or
+        (None, why it is skipped). Default: the file itself."""
+        return path, None
 
     def reference(self) -> str:
         """What `registry.get_domain` takes to find this domain again in another process: its registered name (a

@@ -30,6 +30,11 @@ def register_inverters(register: Callable[[type], None]) -> None:
 
 
 @hookspec
+def register_refiners(register: Callable[[type], None]) -> None:
+    """Register `Refiner` subclasses (second stages of `refiner@embedder` compositions): `register(MyRefiner)`."""
+
+
+@hookspec
 def register_editors(register: Callable[[type], None]) -> None:
     """Register `Editor` subclasses: `register(MyEditor)`."""
 

@@ -94,6 +94,12 @@ class Metric(ABC):
         """None when the metric can run (weights present); else a one-line reason with the command that fixes it."""
         return None
 
+    def model_for(self, domain: Domain | None = None) -> str | None:
+        """The model this metric actually uses on `domain`, in words, when that differs by domain (e.g. the id
+        metric: CurricularFace on faces with user weights, the domain's own embedder on peeps); None otherwise.
+        Recorded per domain in the bench results and shown under the leaderboards."""
+        return None
+
     @abstractmethod
     def score(self, pred: torch.Tensor, target: torch.Tensor, domain: Domain | None = None) -> torch.Tensor:
         """Per-image scores [B] (NaN where undefined) of pred, target [B, 3, H, W] in [-1, 1].

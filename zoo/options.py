@@ -78,12 +78,20 @@ def make_options(cls: type, overrides: dict[str, Any] | None = None) -> Any:
     return cls(**{k: _convert(v, hints[k], k) for k, v in overrides.items()})
 
 
-def parse_option_strings(pairs: typing.Iterable[str]) -> dict[str, str]:
-    """['steps=100', 'lr=0.1'] -> {'steps': '100', 'lr': '0.1'}."""
+def parse_option_strings(pairs: typing.Iterable[str], method: str | None = None) -> dict[str, str]:
+    """['steps=100', 'lr=0.1'] -> {'steps': '100', 'lr': '0.1'}. With `method`, 'METHOD.KEY=VALUE' (the form
+    `zoo bench -o` uses) is accepted too when METHOD is that method."""
     out = {}
     for p in pairs:
         if "=" not in p:
             raise InputError(f"option '{p}' must look like key=value")
         k, v = p.split("=", 1)
-        out[k.strip().replace("-", "_")] = v.strip()
+        k = k.strip()
+        if method is not None and "." in k:
+            owner, _, rest = k.partition(".")
+            if owner == method:
+                k = rest
+            elif "@" not in method:  # a composition's options name their part: pti.steps (zoo.composition)
+                raise InputError(f"option '{p}' is for '{owner}', but this command runs '{method}' (use {rest}=...)")
+        out[k.replace("-", "_")] = v.strip()
     return out

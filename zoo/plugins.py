@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import os
-import sys
 import threading
 import types
 from collections.abc import Iterator
@@ -207,7 +206,12 @@ def _bump() -> None:
 
 
 def _warn(message: str) -> None:
-    print(f"zoo: warning: {message}", file=sys.stderr)
+    """`warning: ...` on stderr always (also while an application's logging is configured: a broken plugin must
+    be seen), unless `zoo -qq` / the `zoo` logger's level is above WARNING."""
+    from . import log as zlog
+
+    if zlog.shown(zlog.logging.WARNING):
+        zlog.write(f"warning: {zlog.one_line(message)}")
 
 
 def _env_names(var: str) -> set[str] | None:

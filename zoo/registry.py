@@ -1,7 +1,8 @@
-"""Name -> implementation registries for inverters, editors, domains and metrics (timm style).
+"""Name -> implementation registries for inverters, refiners, editors, domains and metrics (timm style).
 
 Plugins register through the `register_*` hooks; each plugin's implementation is called separately so every
-name knows the plugin it came from. Collections are cached per kind and rebuilt when plugins change.
+name knows the plugin it came from. Collections are cached per kind and rebuilt when plugins change. An inverter
+name `refiner@embedder` is a composed inverter (zoo.composition), built on lookup from a refiner and an inverter.
 
 Example::
 
@@ -9,6 +10,7 @@ Example::
     registry.list_inverters("restyle*")                  # fnmatch patterns, sorted names
     inv = registry.create_inverter("mean_latent", device="cpu", batch_size=8)
     inversion = inv.invert(images, registry.get_domain("peeps"))
+    registry.create_inverter_for("pti@e4e", registry.get_domain("peeps"), {"pti.steps": 100})
 """
 
 from __future__ import annotations
@@ -23,18 +25,22 @@ from typing import Any, Literal
 
 from . import plugins
 from .cards import Card
+from .composition import compose, is_composition, split_name
 from .domain import Domain
 from .editor import Editor
 from .errors import DuplicateNameError, PluginLoadError, UnknownNameError, ZooError
 from .inverter import Inverter
 from .metric import Metric
+from .refiner import Refiner
 
-Kind = Literal["inverter", "editor", "domain", "metric"]
-KINDS: tuple[Kind, ...] = ("inverter", "editor", "domain", "metric")
-HOOKS: dict[Kind, str] = {"inverter": "register_inverters", "editor": "register_editors",
-                          "domain": "register_domains", "metric": "register_metrics"}
-BASES: dict[Kind, type] = {"inverter": Inverter, "editor": Editor, "domain": Domain, "metric": Metric}
-REQUIRED: dict[Kind, tuple[str, ...]] = {"inverter": ("kind", "latent_space", "card"), "editor": ("card",),
+Kind = Literal["inverter", "refiner", "editor", "domain", "metric"]
+KINDS: tuple[Kind, ...] = ("inverter", "refiner", "editor", "domain", "metric")
+HOOKS: dict[Kind, str] = {"inverter": "register_inverters", "refiner": "register_refiners",
+                          "editor": "register_editors", "domain": "register_domains", "metric": "register_metrics"}
+BASES: dict[Kind, type] = {"inverter": Inverter, "refiner": Refiner, "editor": Editor, "domain": Domain,
+                           "metric": Metric}
+REQUIRED: dict[Kind, tuple[str, ...]] = {"inverter": ("kind", "latent_space", "card"),
+                                         "refiner": ("accepts", "latent_space", "card"), "editor": ("card",),
                                          "domain": ("resolution", "card"), "metric": ("higher_is_better", "card")}
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
@@ -58,6 +64,7 @@ class Registration:
 
 
 _cache: dict[Kind, dict[str, Registration]] = {}
+_composed: dict[str, Registration] = {}  # `refiner@embedder` inverters built on lookup (see zoo.composition)
 _file_domains: dict[str, Domain] = {}  # user domains loaded from files in this process, by declared name
 _cache_generation = -1
 _lock = threading.RLock()
@@ -73,6 +80,7 @@ def registrations(kind: Kind) -> dict[str, Registration]:
     with _lock:
         if _cache_generation != plugins.generation():
             _cache.clear()
+            _composed.clear()
             _cache_generation = plugins.generation()
         if kind not in _cache:
             _cache[kind] = _collect(kind)
@@ -86,7 +94,10 @@ def list_names(kind: Kind, pattern: str | Iterable[str] = "*") -> list[str]:
 
 
 def get_registration(kind: Kind, name: str) -> Registration:
-    """The registration of `name`; UnknownNameError with suggestions otherwise."""
+    """The registration of `name`; UnknownNameError with suggestions otherwise. An inverter name `refiner@embedder`
+    is a composition, built on first lookup (InputError for an incompatible pair)."""
+    if kind == "inverter" and is_composition(name):
+        return _composition(name)
     regs = registrations(kind)
     if name not in regs:
         raise _unknown(kind, name, list(regs))
@@ -94,10 +105,16 @@ def get_registration(kind: Kind, name: str) -> Registration:
 
 
 def find(name: str, kind: Kind | None = None) -> Registration:
-    """Find `name` in one registry (`kind`) or in all of them; ambiguous names need `kind`."""
+    """Find `name` in one registry (`kind`) or in all of them; ambiguous names need `kind`. A refiner that shares
+    its name with another registration (the refiner `pti` and the inverter `pti`) is found only with kind='refiner'.
+    `refiner@embedder` names a composed inverter."""
     if kind is not None:
         return get_registration(kind, name)
+    if is_composition(name):
+        return _composition(name)
     hits = [registrations(k)[name] for k in KINDS if name in registrations(k)]
+    if len(hits) > 1 and any(h.kind != "refiner" for h in hits):
+        hits = [h for h in hits if h.kind != "refiner"]
     if len(hits) > 1:
         kinds = " and ".join(h.kind for h in hits)
         raise ZooError(f"'{name}' is both a {kinds}; say which one (e.g. `zoo show --type {hits[0].kind} {name}`)")
@@ -144,11 +161,57 @@ def create_inverter_for(name: str, domain: Domain, options: dict[str, Any] | Non
                         quick: bool = False) -> Inverter:
     """An inverter configured for `domain` as `zoo bench` configures it (`Inverter.configure`): paper defaults <
     the method's embedded-domain settings (embedded domains; never with official weights) < quick options < the
-    domain's own options for it (a domain file's `[methods.NAME]`) < `options` (the user's)."""
+    domain's own options for it (a domain file's `[methods.NAME]`; for `refiner@embedder`, each part's) <
+    `options` (the user's; for a composition 'part.key' entries, see zoo.composition). A composition's weights
+    are checked against the domain here (`check_domain`), before any work."""
     cls = get_inverter_class(name)
-    resolved = cls.configure({**domain.method_options(name), **(options or {})}, embedded=domain.embedded,
+    resolved = cls.configure({**domain_method_options(domain, name), **(options or {})}, embedded=domain.embedded,
                              quick=quick)
-    return cls(resolved, device=device)
+    inverter = cls(resolved, device=device)
+    check = getattr(inverter, "check_domain", None)
+    if callable(check):
+        check(domain)
+    return inverter
+
+
+def domain_method_options(domain: Domain, name: str) -> dict[str, Any]:
+    """The options `domain` gives method `name` (a domain file's `[methods.NAME]`; {} for registered domains).
+    For `refiner@embedder`: {"refiner": <the refiner's>, "embedder": <the embedder's>} (nested for compositions
+    of compositions), under the composition's own `[methods."refiner@embedder"]` entries."""
+    fn = getattr(domain, "method_options", None)
+    own = dict(fn(name)) if callable(fn) else {}
+    if not is_composition(name):
+        return own
+    refiner, embedder = split_name(name)
+    parts = {"refiner": dict(fn(refiner)) if callable(fn) else {}, "embedder": domain_method_options(domain, embedder)}
+    return {**{k: v for k, v in parts.items() if v}, **own}
+
+
+# ---------------------------------------------------------------------------------------------------- refiners
+def list_refiners(pattern: str | Iterable[str] = "*") -> list[str]:
+    """Sorted refiner names matching `pattern` (the first stage of `refiner@embedder` compositions)."""
+    return list_names("refiner", pattern)
+
+
+def get_refiner_class(name: str) -> type[Refiner]:
+    return get_registration("refiner", name).obj
+
+
+def create_refiner(name: str, options: Any = None, device: str = "cpu", **overrides: Any) -> Refiner:
+    return get_refiner_class(name)(options, device=device, **overrides)
+
+
+def _composition(name: str) -> Registration:
+    """The Registration of the composed inverter `refiner@embedder` (built once per plugin generation)."""
+    registrations("inverter")  # refreshes the caches when plugins changed
+    with _lock:
+        if name not in _composed:
+            refiner, embedder = split_name(name)
+            ref = get_registration("refiner", refiner)
+            emb = get_registration("inverter", embedder)
+            cls = compose(ref.obj, emb.obj)
+            _composed[name] = Registration("inverter", name, f"{ref.plugin} + {emb.plugin}", cls, cls)
+        return _composed[name]
 
 
 # ---------------------------------------------------------------------------------------------------- editors

@@ -1,5 +1,6 @@
-"""Built-in plugin: the encoder inverters pSp, e4e, ReStyle-pSp, ReStyle-e4e and HyperStyle, and their training
-commands (`zoo train psp|e4e|restyle_psp|restyle_e4e|hyperstyle|w_encoder --domain NAME`).
+"""Built-in plugin: the encoder inverters pSp, e4e, ReStyle-pSp, ReStyle-e4e and HyperStyle, the `hyperstyle`
+refiner (HyperStyle's offset iterations from any embedder's codes: `hyperstyle@restyle_e4e`, `refiners.py`), and
+their training commands (`zoo train psp|e4e|restyle_psp|restyle_e4e|hyperstyle|w_encoder --domain NAME`).
 
 Registered through the `zoo` entry-point group (`encoders = "zoo_encoders"`). Architectures live in
 `zoo.encoders`; this package adds the inverters (`inverters.py`), the small configurations (`configs.py`), the
@@ -32,6 +33,14 @@ def register_inverters(register) -> None:
     from .inverters import INVERTERS
 
     for cls in INVERTERS:
+        register(cls)
+
+
+@zoo.hookimpl
+def register_refiners(register) -> None:
+    from .refiners import REFINERS
+
+    for cls in REFINERS:
         register(cls)
 
 

@@ -47,16 +47,18 @@ def make_command(method: str) -> click.Command:
     @click.option("--install/--no-install", default=False,
                   help="Export fp16 weights and register them (model card + sha256) in the peeps package weights.")
     @click.option("--threads", type=int, default=None, help="torch CPU threads (default: all).")
-    @click.option("--device", default="cpu", show_default=True)
+    @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (CUDA if any).")
     def command(domain: str, steps: int | None, minutes: float | None, batch: int | None, seed: int,
                 out: str | None, fresh: bool, sets: tuple[str, ...], install: bool, threads: int | None,
                 device: str, backbone: str | None = None, w_encoder: str | None = None) -> None:
+        from zoo.bench.config import resolve_device
+
         from .train import export_encoder, train_encoder
 
         _threads(threads)
         summary = train_encoder(method, domain, out, steps=steps, batch=batch, max_minutes=minutes,
                                 resume=not fresh, seed=seed, backbone=backbone, recipe=_parse_sets(sets),
-                                w_encoder=w_encoder, device=device)
+                                w_encoder=w_encoder, device=resolve_device(device))
         click.echo(json.dumps(summary, indent=2, default=str))
         exported = export_encoder(method, summary["run_dir"], domain, install=install)
         click.echo(json.dumps({"export": exported}, indent=2, default=str))

@@ -99,10 +99,12 @@ class IdentitySimilarity(Metric):
             return None
         if backend == "irse":
             w = self.weights_path(domain)
+            fix = (f"fix `identity` in {domain.spec.file}" if domain_identity(domain) and hasattr(domain, "spec")
+                   else IRSE_FIX)
             if w is None:
-                return f"no CurricularFace / ArcFace weights: {IRSE_FIX}"
+                return f"no CurricularFace / ArcFace weights: {fix}"
             if not w.is_file():
-                return f"identity weights not found: {w} ({IRSE_FIX})"
+                return f"identity weights not found: {w} ({fix})"
             try:
                 import facenet_pytorch  # noqa: F401  (MTCNN alignment)
             except ImportError:
@@ -149,6 +151,21 @@ class IdentitySimilarity(Metric):
 
     def unavailable_reason(self, domain: Domain | None = None) -> str | None:
         return self.resolve_backend(domain)[1]
+
+    def model_for(self, domain: Domain | None = None) -> str | None:
+        """Which embedder computes `id` on `domain` (the card's title names the papers' CurricularFace only)."""
+        backend, reason = self.resolve_backend(domain)
+        name = getattr(domain, "name", None)
+        if backend is None:
+            return f"none (unavailable: {reason})"
+        if backend == "domain":
+            return (f"the '{name}' domain's own identity embedder (Domain.identity_model), not CurricularFace; "
+                    "it was trained on that domain's images only, so its scores on other images (e.g. an "
+                    "out-of-domain split) are not face-identity similarities")
+        return {"irse": f"IR-SE / CurricularFace backbone on MTCNN-aligned 112x112 crops ({self.weights_path(domain)})",
+                "moco": f"MoCo-v2 ResNet-50 ({self.weights_path(domain)})",
+                "facenet": "facenet-pytorch InceptionResnetV1 (VGGFace2) on MTCNN crops, not CurricularFace",
+                "dlib": "dlib's ResNet face descriptor, not CurricularFace"}[backend]
 
     # -- embedding -------------------------------------------------------------------------------------------------
 

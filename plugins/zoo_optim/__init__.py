@@ -7,6 +7,9 @@
   `idinvert_encoder`, its encoder-only mode. The encoder is trained per domain with `train_idinvert`
   (`zoo train idinvert --domain <name>`).
 
+And the refiners `pti`, `optim`, `optim_wplus`, `idinvert` (`refiners.py`): the same second stages started from
+any embedder's codes, composed as `refiner@embedder` (`pti@e4e`, `optim_wplus@psp`, `idinvert@idinvert_encoder`).
+
 Every Options dataclass defaults to the paper configuration; `EMBEDDED` lists the documented settings for the
 embedded `peeps` domain (32 px) where they differ. Registered through the `zoo` entry-point group
 (`optim = "zoo_optim"`).
@@ -21,6 +24,7 @@ from ._common import EMBEDDED
 from .idinvert import IDInvertEncoderInverter, IDInvertInverter
 from .projector import OptimInverter, OptimWPlusInverter
 from .pti import PTIInverter
+from .refiners import REFINERS, IDInvertRefiner, OptimRefiner, OptimWPlusRefiner, PTIRefiner
 
 INVERTERS = (OptimInverter, OptimWPlusInverter, PTIInverter, IDInvertInverter, IDInvertEncoderInverter)
 
@@ -37,14 +41,22 @@ INVERTERS = (OptimInverter, OptimWPlusInverter, PTIInverter, IDInvertInverter, I
 # term (rosinality's --mse, weight 1 like PTI's L2) is added: at 32 px the LPIPS-only loss leaves colours off.
 # Re-check on the final generator before the leaderboard run.
 
-__all__ = ["INVERTERS", "EMBEDDED", "OptimInverter", "OptimWPlusInverter", "PTIInverter", "IDInvertInverter",
-           "IDInvertEncoderInverter"]
+__all__ = ["INVERTERS", "EMBEDDED", "REFINERS", "OptimInverter", "OptimWPlusInverter", "PTIInverter",
+           "IDInvertInverter", "IDInvertEncoderInverter", "PTIRefiner", "OptimRefiner", "OptimWPlusRefiner",
+           "IDInvertRefiner"]
 
 
 @zoo.hookimpl
 def register_inverters(register) -> None:
     """Register optim, optim_wplus, pti, idinvert and idinvert_encoder."""
     for cls in INVERTERS:
+        register(cls)
+
+
+@zoo.hookimpl
+def register_refiners(register) -> None:
+    """Register the refiners pti, optim, optim_wplus and idinvert (second stages of `refiner@embedder`)."""
+    for cls in REFINERS:
         register(cls)
 
 

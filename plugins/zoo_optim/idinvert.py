@@ -214,6 +214,39 @@ def load_encoder(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     return enc, json.loads(meta.get("extra", "{}"))
 
 
+def read_encoder_metadata(path: str | Path) -> tuple[EncoderConfig, dict[str, Any]]:
+    """(config, extra) of an encoder file from its safetensors header only (cheap: for checks before any work).
+    Raises CheckpointError naming the file when it is not an IDInvert encoder."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+        if meta.get("format") != ENCODER_FORMAT:
+            raise ValueError(meta.get("format"))
+        return EncoderConfig(**json.loads(meta["config"])), json.loads(meta.get("extra", "{}"))
+    except Exception:  # noqa: BLE001 - any unreadable or foreign file
+        raise CheckpointError(f"{path}: not an IDInvert encoder file (format {ENCODER_FORMAT!r}); retrain it "
+                              "(`zoo train idinvert`) or pass another weights=PATH") from None
+
+
+def check_encoder_fits(path: str | Path, config: EncoderConfig, extra: dict[str, Any], domain: Domain,
+                       generator: Any | None = None) -> None:
+    """Raise CheckpointError (one line, with the fix) when the encoder was trained for another generator than the
+    domain's (sha256 in its metadata) or, given the loaded `generator`, its resolution / code shape differ."""
+    if generator is not None:
+        g, c = generator, config
+        if (c.resolution, c.n_styles, c.w_dim) != (g.size, g.n_latent, g.style_dim):
+            raise CheckpointError(
+                f"{path}: encoder for {c.resolution} px / {c.n_styles}x{c.w_dim} codes does not fit domain "
+                f"'{domain.name}' ({g.size} px / {g.n_latent}x{g.style_dim}); {train_hint(domain.name)}")
+    gen_spec = domain.weights.get("generator")
+    trained_for = extra.get("generator_sha256")
+    if gen_spec is not None and trained_for and trained_for != gen_spec.sha256:
+        raise CheckpointError(f"{path} was trained for generator {trained_for[:12]}…, but domain '{domain.name}' "
+                              f"now has {gen_spec.sha256[:12]}…; {train_hint(domain.name)}")
+
+
 def train_hint(domain_name: str) -> str:
     return (f"run `zoo train idinvert --domain {domain_name}` to train it "
             "(or pass --option weights=PATH to use an encoder file)")
@@ -311,16 +344,7 @@ class IDInvertEncoderInverter(EmbeddedOptionsMixin, Inverter):
         g = loaded.generator
         path = self._encoder_file(domain)
         enc, extra = load_encoder(path, self.device)
-        c = enc.config
-        if (c.resolution, c.n_styles, c.w_dim) != (g.size, g.n_latent, g.style_dim):
-            raise CheckpointError(
-                f"{path}: encoder for {c.resolution} px / {c.n_styles}x{c.w_dim} codes does not fit domain "
-                f"'{domain.name}' ({g.size} px / {g.n_latent}x{g.style_dim}); {train_hint(domain.name)}")
-        gen_spec = domain.weights.get("generator")
-        trained_for = extra.get("generator_sha256")
-        if gen_spec is not None and trained_for and trained_for != gen_spec.sha256:
-            raise CheckpointError(f"{path} was trained for generator {trained_for[:12]}…, but domain '{domain.name}' "
-                                  f"now has {gen_spec.sha256[:12]}…; {train_hint(domain.name)}")
+        check_encoder_fits(path, enc.config, extra, domain, g)
         return IDInvertState(loaded, enc, sha256_file(path), self._perceptual(g))
 
     def _perceptual(self, g: Any) -> Perceptual | None:
@@ -361,47 +385,59 @@ class IDInvertInverter(IDInvertEncoderInverter):
     def invert(self, images: torch.Tensor, domain: Domain, *, progress: bool = False) -> Inversion:
         x = self.check_images(images, domain)
         st = self.prepare(domain)
-        o = self.options
-        g, enc, perc = st.loaded.generator, st.encoder, st.perceptual
-        n = len(x)
-        clock = ImageClock(n)
-        kwargs = dict(input_is_latent=True, randomize_noise=False)
+        clock = ImageClock(len(x))
         with torch.no_grad():
-            w0 = enc(x)
-            target_feats = perc.features(x) if perc is not None else None
-        ws = [w0[b : b + 1].clone().requires_grad_(True) for b in range(n)]
-        opt = torch.optim.Adam(ws, lr=o.lr)
-        stopper = Patience(n, o.early_stop_patience, o.early_stop_tol)
-        active = list(range(n))
-        steps_run = [0] * n
-        clock.charge(active)
-        bar = tqdm(range(o.steps), desc=self.name, unit="step", leave=False, disable=not progress)
-        for _ in bar:
-            w = torch.cat([ws[b] for b in active])
-            img, _ = g([w], **kwargs)
-            loss = o.mse_weight * (img - x[active]).pow(2).mean((1, 2, 3))
-            if perc is not None:
-                loss = loss + o.perceptual_weight * perc.distance(perc.features(img),
-                                                                  select_features(target_feats, active))
-            if o.encoder_weight > 0:
-                loss = loss + o.encoder_weight * (w - enc(img)).pow(2).mean((1, 2))
-            opt.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            opt.step()
-            for b in active:
-                steps_run[b] += 1
-            stopped = set(stopper.update(active, loss.detach()))
-            clock.charge(active)
-            if progress:
-                bar.set_postfix(loss=f"{float(loss.detach().mean()):.4f}", active=len(active))
-            if stopped:
-                active = [b for b in active if b not in stopped]
-                if not active:
-                    break
-        bar.close()
-        with torch.no_grad():
-            latents = torch.cat([w.detach() for w in ws])
-            recon, _ = g([latents], **kwargs)
-        clock.charge(list(range(n)))
+            w0 = st.encoder(x)
+        latents, recon, steps_run = domain_regularised(self.options, st, x, w0, clock, progress=progress,
+                                                       desc=self.name)
         return Inversion(latents=latents, reconstructions=recon, seconds=clock.tensor(), method=self.name,
                          domain=domain, extras={"steps_run": steps_run, "encoder_latents": w0})
+
+
+def domain_regularised(o: IDInvertOptions, st: IDInvertState, x: torch.Tensor, w0: torch.Tensor, clock: ImageClock, *,
+                       noise: list[torch.Tensor] | None = None, progress: bool = False, desc: str = "idinvert",
+                       ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    """IDInvert's domain-regularised optimisation of W+ codes from `w0` [B, n_styles, D] for targets x [B, 3, H, W]:
+    Adam (o.lr) on per-image codes, loss mse_weight * MSE(x, G(w)) + perceptual_weight * LPIPS + encoder_weight *
+    MSE(w, E(G(w))), o.steps steps (per-image early stopping when set). Renders with the generator's fixed noise, or
+    with `noise` (per layer [B, 1, R, R], kept fixed: an embedding's own maps). Time since the clock's last charge is
+    charged to the images that run. Returns (codes [B, n_styles, D], reconstructions [B, 3, H, W], steps run)."""
+    g, enc, perc = st.loaded.generator, st.encoder, st.perceptual
+    n = len(x)
+    kwargs: dict[str, Any] = dict(input_is_latent=True, randomize_noise=False)
+    with torch.no_grad():
+        target_feats = perc.features(x) if perc is not None else None
+    ws = [w0[b : b + 1].detach().clone().requires_grad_(True) for b in range(n)]
+    opt = torch.optim.Adam(ws, lr=o.lr)
+    stopper = Patience(n, o.early_stop_patience, o.early_stop_tol)
+    active = list(range(n))
+    steps_run = [0] * n
+    clock.charge(active)
+    bar = tqdm(range(o.steps), desc=desc, unit="step", leave=False, disable=not progress)
+    for _ in bar:
+        w = torch.cat([ws[b] for b in active])
+        img, _ = g([w], noise=None if noise is None else [m[active] for m in noise], **kwargs)
+        loss = o.mse_weight * (img - x[active]).pow(2).mean((1, 2, 3))
+        if perc is not None:
+            loss = loss + o.perceptual_weight * perc.distance(perc.features(img), select_features(target_feats, active))
+        if o.encoder_weight > 0:
+            loss = loss + o.encoder_weight * (w - enc(img)).pow(2).mean((1, 2))
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        opt.step()
+        for b in active:
+            steps_run[b] += 1
+        stopped = set(stopper.update(active, loss.detach()))
+        clock.charge(active)
+        if progress:
+            bar.set_postfix(loss=f"{float(loss.detach().mean()):.4f}", active=len(active))
+        if stopped:
+            active = [b for b in active if b not in stopped]
+            if not active:
+                break
+    bar.close()
+    with torch.no_grad():
+        latents = torch.cat([w.detach() for w in ws])
+        recon, _ = g([latents], noise=noise, **kwargs)
+    clock.charge(list(range(n)))
+    return latents, recon, steps_run

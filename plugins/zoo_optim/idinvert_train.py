@@ -370,11 +370,12 @@ def make_train_command():
                   help="LPIPS input size (default 256; 64 is ~2.5x cheaper per step).")
     @click.option("--install/--no-install", default=False,
                   help="Export the encoder (fp16) and register it with a model card and sha256 in the peeps weights.")
-    @click.option("--device", default="cpu", show_default=True)
+    @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (CUDA if any).")
     def command(domain_name: str, out: str | None, steps: int | None, batch: int | None, max_minutes: float | None,
                 no_resume: bool, seed: int | None, lpips_size: int | None, install: bool, device: str) -> None:
         """Train the IDInvert domain-guided encoder of a domain (resumable)."""
         from zoo import registry
+        from zoo.bench.config import resolve_device
 
         domain = registry.get_domain(domain_name)
         overrides = dict(EMBEDDED_TRAIN) if domain_name == "peeps" else {}
@@ -383,7 +384,7 @@ def make_train_command():
         run_dir = out or f"runs/idinvert_{domain_name}"
         summary = train_idinvert(domain, run_dir, steps, batch, max_minutes,
                                  resume=not no_resume, seed=seed, config=IDInvertTrainConfig(**overrides),
-                                 device=device)
+                                 device=resolve_device(device))
         click.echo(json.dumps(summary, indent=2, default=str))
         if install:
             click.echo(json.dumps({"installed": install_encoder(run_dir, domain_name)}, indent=2, default=str))

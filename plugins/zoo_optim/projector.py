@@ -31,6 +31,7 @@ Karras recipe; `optim_wplus` with `lr=0.01 steps=5000 mse=1 optimize_noise=false
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -142,8 +143,15 @@ def build_perceptual(lpips_weight: float, lpips_size: int | None, generator_size
 def project(
     g: Generator, targets: torch.Tensor, *, w_avg: torch.Tensor, w_std: float, options: ProjectorOptions,
     w_plus: bool, perceptual: Perceptual | None, progress: bool = False, desc: str = "project",
+    w_init: torch.Tensor | None = None, noise_init: Sequence[torch.Tensor] | None = None,
 ) -> Projection:
-    """Karras projection of `targets` [B, 3, H, W] in [-1, 1] through `g` (parameters frozen). See the module doc."""
+    """Karras projection of `targets` [B, 3, H, W] in [-1, 1] through `g` (parameters frozen). See the module doc.
+
+    w_init: start codes [B, 1, D] (W) or [B, n_latent, D] (W+) instead of w_avg (a refiner's embedding).
+    noise_init: start noise maps, per layer [B | 1, 1, R, R], instead of N(0, 1) draws (with `optimize_noise`), or
+    the fixed noise to render with (without it). The random stream is the same either way (the N(0, 1) maps are
+    drawn and discarded), so only the start differs. Raises ValueError for a w_init of the wrong shape.
+    """
     o = options
     dev = targets.device
     n, n_latent, dim = targets.shape[0], g.n_latent, g.style_dim
@@ -154,12 +162,30 @@ def project(
         target_feats = perceptual.features(targets) if use_lpips else None
 
     layers = n_latent if w_plus else 1
-    w0 = w_avg.detach().to(dev, torch.float32).reshape(1, 1, dim).repeat(1, layers, 1)
-    ws = [w0.clone().requires_grad_(True) for _ in range(n)]
+    if w_init is None:
+        w0 = w_avg.detach().to(dev, torch.float32).reshape(1, 1, dim).repeat(1, layers, 1)
+        ws = [w0.clone().requires_grad_(True) for _ in range(n)]
+    else:
+        if tuple(w_init.shape) != (n, layers, dim):
+            raise ValueError(f"w_init must be [{n}, {layers}, {dim}], got {list(w_init.shape)}")
+        start = w_init.detach().to(dev, torch.float32)
+        ws = [start[b : b + 1].clone().requires_grad_(True) for b in range(n)]
+
+    def per_image(maps: Sequence[torch.Tensor], b: int) -> list[torch.Tensor]:
+        return [m[b : b + 1] if m.shape[0] == n else m[:1] for m in maps]
+
     noises: list[list[torch.Tensor]] | None = None
+    fixed: list[torch.Tensor] | None = None
     if o.optimize_noise:
         base = [torch.randn(tuple(m.shape), generator=gen).to(dev) for m in g.fixed_noise()]
-        noises = [[m.clone().requires_grad_(True) for m in base] for _ in range(n)]
+        if noise_init is None:
+            noises = [[m.clone().requires_grad_(True) for m in base] for _ in range(n)]
+        else:
+            noises = [[m.detach().to(dev, torch.float32).clone().requires_grad_(True)
+                       for m in per_image(noise_init, b)] for b in range(n)]
+    elif noise_init is not None:
+        fixed = [torch.cat([per_image([layer], b)[0] for b in range(n)]).detach().to(dev, torch.float32)
+                 for layer in noise_init]
     params = [p for b in range(n) for p in ([ws[b]] + (noises[b] if noises else []))]
     opt = torch.optim.Adam(params, lr=o.lr, betas=(0.9, 0.999))
     stopper = Patience(n, o.early_stop_patience, o.early_stop_tol)
@@ -176,7 +202,10 @@ def project(
         scale = w_std * o.noise * max(0.0, 1.0 - t / o.noise_ramp) ** 2 if o.noise_ramp > 0 else 0.0
         w_noise = torch.randn((1, layers, dim), generator=gen).to(dev) * scale  # drawn every step: same stream
         w = torch.cat([ws[b] for b in active]) + w_noise
-        noise = [torch.cat([noises[b][k] for b in active]) for k in range(len(noises[0]))] if noises else None
+        if noises:
+            noise = [torch.cat([noises[b][k] for b in active]) for k in range(len(noises[0]))]
+        else:
+            noise = None if fixed is None else [m[active] for m in fixed]
         img, _ = g([w.expand(-1, n_latent, -1)], input_is_latent=True, noise=noise, randomize_noise=False)
         dist = img.new_zeros(len(active))
         if use_lpips:
@@ -185,7 +214,7 @@ def project(
         if o.mse > 0:
             dist = dist + o.mse * (img - targets[active]).pow(2).mean((1, 2, 3))
         loss = dist
-        if noise is not None and o.noise_regularize > 0:
+        if noises and o.noise_regularize > 0:  # noise maps being optimised (not an embedding's fixed ones)
             loss = loss + o.noise_regularize * noise_regularize(noise)
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()
@@ -211,7 +240,7 @@ def project(
     with torch.no_grad():
         latents = torch.cat([w.detach() for w in ws]).expand(-1, n_latent, -1).contiguous()
         noise_out = [torch.cat([noises[b][k].detach() for b in range(n)]) for k in range(len(noises[0]))] \
-            if noises else None
+            if noises else fixed
         recon, _ = g([latents], input_is_latent=True, noise=noise_out, randomize_noise=False)
     clock.charge(list(range(n)))
     return Projection(latents, noise_out, recon, clock.tensor(), steps_run, last)

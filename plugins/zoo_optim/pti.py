@@ -47,19 +47,10 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class PTIOptions:
-    """Options of `pti`. Defaults = the paper configuration (danielroich/PTI configs/hyperparameters.py)."""
+class PTITuneOptions:
+    """Options of PTI's pivotal tuning (stage 2), alone the options of the `pti` refiner (`pti@EMBEDDER`: the pivot is
+    the embedder's code). Defaults = the paper configuration (danielroich/PTI configs/hyperparameters.py)."""
 
-    pivot_steps: int = field(default=450, metadata={"help": "W-projection steps of the pivot (first_inv_steps 450)"})
-    pivot_lr: float = field(default=0.01, metadata={"help": "peak lr of the pivot projection schedule (0.01)"})
-    pivot_space: Literal["W", "W+"] = field(default="W", metadata={
-        "help": "pivot space: W (projector.py, official default) or W+ (w_plus_projector.py)"})
-    w_avg_samples: int = field(default=600, metadata={"help": "mapped z samples for w_avg / w_std (PTI: 600)"})
-    pivot_noise_regularize: float = field(default=1e5, metadata={"help": "noise regulariser weight of the pivot"})
-    pivot_mse: float = field(default=0.0, metadata={
-        "help": "MSE weight added to the pivot projection's LPIPS (official: 0)"})
-    pivot_patience: int = field(default=0, metadata={
-        "help": "early stop of the pivot projection after this many steps without improvement (0: off)"})
     steps: int = field(default=350, metadata={"help": "maximum tuning steps (max_pti_steps 350)"})
     lr: float = field(default=3e-4, metadata={"help": "Adam lr of the generator tuning (3e-4)"})
     l2_weight: float = field(default=1.0, metadata={"help": "weight of the MSE tuning loss"})
@@ -77,13 +68,33 @@ class PTIOptions:
     locality_interval: int = field(default=1, metadata={"help": "apply the regulariser every N steps"})
     delta_dtype: Literal["float32", "float16"] = field(default="float32", metadata={
         "help": "storage dtype of the per-image weight deltas"})
-    seed: int = field(default=303, metadata={"help": "seed of the pivot projection and the regulariser samples"})
+    seed: int = field(default=303, metadata={"help": "seed of the locality regulariser's samples"})
 
     def __post_init__(self) -> None:
         """Raises InputError for locality_* options without locality=true (they would be ignored)."""
         for name in ("locality_alpha", "locality_psi", "locality_l2", "locality_lpips", "locality_samples",
                      "locality_interval"):
             check_option_applies(self, name, self.locality, "the locality regulariser is off; set locality=true too")
+
+
+@dataclass(frozen=True)
+class PTIOptions(PTITuneOptions):
+    """Options of `pti`: the pivot projection (stage 1) and the tuning (`PTITuneOptions`). Defaults = the paper
+    configuration. `pti` equals `pti@optim` (`pti@optim_wplus` for pivot_space=W+) when optim gets the options of
+    `PTIInverter.pivot_options()` (steps=pivot_steps, lr=pivot_lr, w_avg_samples, noise_regularize=
+    pivot_noise_regularize, mse=pivot_mse, early_stop_patience=pivot_patience, seed, lpips_size)."""
+
+    pivot_steps: int = field(default=450, metadata={"help": "W-projection steps of the pivot (first_inv_steps 450)"})
+    pivot_lr: float = field(default=0.01, metadata={"help": "peak lr of the pivot projection schedule (0.01)"})
+    pivot_space: Literal["W", "W+"] = field(default="W", metadata={
+        "help": "pivot space: W (projector.py, official default) or W+ (w_plus_projector.py)"})
+    w_avg_samples: int = field(default=600, metadata={"help": "mapped z samples for w_avg / w_std (PTI: 600)"})
+    pivot_noise_regularize: float = field(default=1e5, metadata={"help": "noise regulariser weight of the pivot"})
+    pivot_mse: float = field(default=0.0, metadata={
+        "help": "MSE weight added to the pivot projection's LPIPS (official: 0)"})
+    pivot_patience: int = field(default=0, metadata={
+        "help": "early stop of the pivot projection after this many steps without improvement (0: off)"})
+    seed: int = field(default=303, metadata={"help": "seed of the pivot projection and the regulariser samples"})
 
 
 PTI_CARD = Card(
@@ -104,80 +115,44 @@ PTI_CARD = Card(
 @dataclass
 class PTIState:
     loaded: Any  # LoadedGenerator
-    w_avg: torch.Tensor
+    w_avg: torch.Tensor | None  # None for the refiner (no projection)
     w_std: float
-    perceptual: Perceptual | None
+    perceptual: Perceptual | None  # the tuning's LPIPS
 
 
-class PTIInverter(EmbeddedOptionsMixin, Inverter):
-    """Pivotal tuning: W pivot by projection, then per-image generator tuning stored as weight deltas."""
+class PTITuning:
+    """Stage 2 of PTI, shared by the `pti` inverter and the `pti` refiner: per-image tuning of all generator
+    parameters from a pivot (uses the `PTITuneOptions` fields of `self.options`)."""
 
-    name = "pti"
-    kind = "optimization"
-    latent_space = "W & weights"
-    changes_generator = True
-    batchable = True  # the pivot projection is batched; the tuning runs image by image
-    version = "1"
-    card = PTI_CARD
-    Options = PTIOptions
+    options: Any
+    device: torch.device
 
-    @classmethod
-    def quick_options(cls) -> dict[str, Any]:
-        return {"pivot_steps": 20, "steps": 10, "lpips_size": 64}  # `zoo bench --quick`: a smoke run
-
-    def load(self, domain: Domain) -> PTIState:
-        loaded = domain.generator(self.device)
-        g = loaded.generator
-        w_avg, w_std = w_statistics(g, self.options.w_avg_samples)
-        perceptual = None
-        if self.options.lpips_weight > 0 or self.options.locality_lpips > 0 or self.options.lpips_threshold > 0:
-            perceptual = Perceptual(lpips_network(self.device),
-                                    resolve_lpips_size(self.options.lpips_size, g.size, official_native=True))
-        return PTIState(loaded, w_avg, w_std, perceptual)
-
-    def pivot_options(self, with_lpips: bool = True) -> ProjectorOptions:
-        """The projector settings of stage 1 (distance: LPIPS + pivot_mse * MSE; MSE alone when no LPIPS is wanted)."""
+    def tuning_perceptual(self, g: Generator) -> Perceptual | None:
+        """LPIPS of the tuning (auto size: the generator's resolution if >= 256 as the official, else 256); None when
+        no term uses it (lpips_weight 0, no LPIPS early stop, locality regulariser off or without LPIPS)."""
         o = self.options
-        return ProjectorOptions(steps=o.pivot_steps, lr=o.pivot_lr, noise_regularize=o.pivot_noise_regularize,
-                                w_avg_samples=o.w_avg_samples, seed=o.seed, early_stop_patience=o.pivot_patience,
-                                lpips_weight=1.0 if with_lpips else 0.0,
-                                mse=o.pivot_mse if with_lpips else (o.pivot_mse or 1.0))
+        if o.lpips_weight > 0 or (o.locality and o.locality_lpips > 0) or o.lpips_threshold > 0:
+            return Perceptual(lpips_network(self.device),
+                              resolve_lpips_size(o.lpips_size, g.size, official_native=True))
+        return None
 
-    def invert(self, images: torch.Tensor, domain: Domain, *, progress: bool = False) -> Inversion:
-        x = self.check_images(images, domain)
-        st = self.prepare(domain)
-        g = st.loaded.generator
-        o = self.options
-        # stage 1: the pivot (noise maps optimised in the projection only; discarded afterwards)
-        pivot = project(g, x, w_avg=st.w_avg, w_std=st.w_std, options=self.pivot_options(st.perceptual is not None),
-                        w_plus=o.pivot_space == "W+", perceptual=self._pivot_perceptual(st, g),
-                        progress=progress, desc="pti pivot")
-        seconds = pivot.seconds.clone()
-        with torch.no_grad():
-            pivot_recon, _ = g([pivot.latents], input_is_latent=True, randomize_noise=False)
-        # stage 2: per-image tuning from the original weights
-        deltas, recons, tune_steps, final_lpips = [], [], [], []
+    def tune_all(self, g: Generator, st: PTIState, pivots: torch.Tensor, x: torch.Tensor, *,
+                 progress: bool = False) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor, list[float],
+                                                 list[int], list[float]]:
+        """Tune every image of x [B, 3, H, W] from its pivot [B, n_latent, D], one after another from the original
+        weights. Returns (deltas per image, reconstructions [B, 3, H, W], seconds per image, steps run, last LPIPS)."""
+        deltas, recons, seconds, tune_steps, final_lpips = [], [], [], [], []
         for b in range(len(x)):
             clock = ImageClock(1)
-            delta, recon, n_steps, lp = self.tune(g, st, pivot.latents[b : b + 1], x[b : b + 1], progress=progress,
+            delta, recon, n_steps, lp = self.tune(g, st, pivots[b : b + 1], x[b : b + 1], progress=progress,
                                                   desc=f"pti tune {b + 1}/{len(x)}")
             clock.charge([0])
-            seconds[b] += clock.seconds[0]
+            seconds.append(clock.seconds[0])
             deltas.append(delta)
             recons.append(recon)
             tune_steps.append(n_steps)
             final_lpips.append(lp)
-        extras = {"pivot_steps_run": pivot.steps_run, "tune_steps_run": tune_steps, "final_lpips": final_lpips,
-                  "pivot_reconstructions": pivot_recon, "pivot_noise": pivot.noise}
-        return Inversion(latents=pivot.latents, reconstructions=torch.cat(recons), seconds=seconds,
-                         change=TunedWeights(deltas), noise=None, method=self.name, domain=domain, extras=extras)
-
-    def _pivot_perceptual(self, st: PTIState, g: Generator) -> Perceptual | None:
-        """The pivot projection's LPIPS: auto = 256 like the official projector (whatever the tuning size); an explicit
-        `lpips_size` applies to both stages."""
-        if st.perceptual is None:
-            return None
-        return Perceptual(st.perceptual.model, resolve_lpips_size(self.options.lpips_size, g.size))
+        return deltas, torch.cat(recons), seconds, tune_steps, final_lpips
 
     def tune(
         self, g: Generator, st: PTIState, w_pivot: torch.Tensor, target: torch.Tensor, *, progress: bool = False,
@@ -248,3 +223,60 @@ class PTIInverter(EmbeddedOptionsMixin, Inverter):
                 total = total + o.locality_lpips * st.perceptual(new, old).mean()
         return total / max(1, o.locality_samples)
 
+
+class PTIInverter(EmbeddedOptionsMixin, PTITuning, Inverter):
+    """Pivotal tuning: W pivot by projection, then per-image generator tuning stored as weight deltas."""
+
+    name = "pti"
+    kind = "optimization"
+    latent_space = "W & weights"
+    changes_generator = True
+    batchable = True  # the pivot projection is batched; the tuning runs image by image
+    version = "1"
+    card = PTI_CARD
+    Options = PTIOptions
+
+    @classmethod
+    def quick_options(cls) -> dict[str, Any]:
+        return {"pivot_steps": 20, "steps": 10, "lpips_size": 64}  # `zoo bench --quick`: a smoke run
+
+    def load(self, domain: Domain) -> PTIState:
+        loaded = domain.generator(self.device)
+        g = loaded.generator
+        w_avg, w_std = w_statistics(g, self.options.w_avg_samples)
+        return PTIState(loaded, w_avg, w_std, self.tuning_perceptual(g))
+
+    def pivot_options(self, with_lpips: bool = True) -> ProjectorOptions:
+        """The projector settings of stage 1 (distance: LPIPS + pivot_mse * MSE; MSE alone when no LPIPS is wanted)."""
+        o = self.options
+        return ProjectorOptions(steps=o.pivot_steps, lr=o.pivot_lr, noise_regularize=o.pivot_noise_regularize,
+                                w_avg_samples=o.w_avg_samples, seed=o.seed, early_stop_patience=o.pivot_patience,
+                                lpips_weight=1.0 if with_lpips else 0.0,
+                                mse=o.pivot_mse if with_lpips else (o.pivot_mse or 1.0))
+
+    def invert(self, images: torch.Tensor, domain: Domain, *, progress: bool = False) -> Inversion:
+        x = self.check_images(images, domain)
+        st = self.prepare(domain)
+        g = st.loaded.generator
+        o = self.options
+        # stage 1: the pivot (noise maps optimised in the projection only; discarded afterwards)
+        pivot = project(g, x, w_avg=st.w_avg, w_std=st.w_std, options=self.pivot_options(st.perceptual is not None),
+                        w_plus=o.pivot_space == "W+", perceptual=self._pivot_perceptual(st, g),
+                        progress=progress, desc="pti pivot")
+        with torch.no_grad():
+            pivot_recon, _ = g([pivot.latents], input_is_latent=True, randomize_noise=False)
+        # stage 2: per-image tuning from the original weights
+        deltas, recons, tune_seconds, tune_steps, final_lpips = self.tune_all(g, st, pivot.latents, x,
+                                                                             progress=progress)
+        seconds = pivot.seconds + torch.tensor(tune_seconds, dtype=pivot.seconds.dtype)
+        extras = {"pivot_steps_run": pivot.steps_run, "tune_steps_run": tune_steps, "final_lpips": final_lpips,
+                  "pivot_reconstructions": pivot_recon, "pivot_noise": pivot.noise}
+        return Inversion(latents=pivot.latents, reconstructions=recons, seconds=seconds,
+                         change=TunedWeights(deltas), noise=None, method=self.name, domain=domain, extras=extras)
+
+    def _pivot_perceptual(self, st: PTIState, g: Generator) -> Perceptual | None:
+        """The pivot projection's LPIPS: auto = 256 like the official projector (whatever the tuning size); an explicit
+        `lpips_size` applies to both stages."""
+        if st.perceptual is None:
+            return None
+        return Perceptual(st.perceptual.model, resolve_lpips_size(self.options.lpips_size, g.size))

@@ -7,8 +7,8 @@ importing this package never fails.
 
 from __future__ import annotations
 
-from .ffhq import (INSTALL_COMMAND, NO_FACE_NOTE, align_ffhq, align_file, cache_key, ffhq_quad, find_landmarks,
-                   landmark_model_path)
+from .ffhq import (INSTALL_COMMAND, NO_FACE_NOTE, align_ffhq, align_file, aligned_file, cache_key, ffhq_quad,
+                   find_landmarks, landmark_model_path)
 
-__all__ = ["INSTALL_COMMAND", "NO_FACE_NOTE", "align_ffhq", "align_file", "cache_key", "ffhq_quad", "find_landmarks",
-           "landmark_model_path"]
+__all__ = ["INSTALL_COMMAND", "NO_FACE_NOTE", "align_ffhq", "align_file", "aligned_file", "cache_key", "ffhq_quad",
+           "find_landmarks", "landmark_model_path"]

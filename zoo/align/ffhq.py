@@ -320,3 +320,15 @@ def align_file(path: str | Path, output_size: int = 256, cache_dir: str | Path |
     except OSError as exc:
         note += f" (cache not written: {exc.strerror or exc})"
     return aligned, note
+
+
+def aligned_file(path: str | Path, output_size: int = 256, cache_dir: str | Path | None = None, *,
+                 transform_size: int | None = None) -> tuple[Path | None, str]:
+    """Like `align_file`, but returns the cached crop's path (a PNG the caller may read like any input file), or
+    None with the one-line note when no face was found, the image is unreadable or the cache cannot be written."""
+    image, note = align_file(path, output_size, cache_dir, transform_size=transform_size)
+    if image is None:
+        return None, note
+    root = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    cached = root / f"{cache_key(Path(path).read_bytes(), output_size, transform_size)}.png"
+    return (cached, note) if cached.is_file() else (None, f"{note}; skipped")

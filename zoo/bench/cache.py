@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,14 +25,28 @@ from safetensors.torch import save as st_save
 RECORD_SCHEMA = 1
 
 
+_umask_lock = threading.Lock()
+
+
+def file_mode() -> int:
+    """The mode a plain `open(path, 'w')` would give a new file: 0o666 minus the umask (0644 with umask 022)."""
+    with _umask_lock:  # os.umask can only be read by setting it
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` atomically (tmp file + fsync + os.replace + directory fsync)."""
+    """Write `data` to `path` atomically (tmp file + fsync + os.replace + directory fsync), with the permissions
+    of an ordinarily created file (mkstemp's temporary file is 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            with contextlib.suppress(OSError):  # e.g. filesystems without permissions
+                os.fchmod(f.fileno(), file_mode())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -118,16 +118,27 @@ def latest_run_dir(root: str | Path = DEFAULT_RUNS_DIR) -> Path | None:
     return runs[-1] if runs else None
 
 
+MAX_STEPS = 201
+STEPS_HELP = "LOW:HIGH[:INCREMENT] (also LOW..HIGH) or comma-separated values, e.g. -3:3, -3..3, -2:2:0.5, -2,0,2"
+
+
 def parse_steps(text: str) -> list[float]:
-    """'-3..3' -> [-3, -2, ..., 3]; '-2,0,2' -> [-2, 0, 2] (InputError otherwise)."""
-    text = text.strip()
+    """The one step syntax of every command: '-3:3' or '-3..3' -> -3, -2, ..., 3; '-3:3:0.5' (or '-3..3..0.5')
+    -> with increment 0.5; '-2,0,2' -> the listed values. InputError (naming the accepted forms) otherwise."""
+    text = str(text).strip()
     try:
-        if ".." in text:
-            lo, hi = (float(t) for t in text.split(".."))
-            if lo > hi or hi - lo > 1000:
+        if ":" in text or ".." in text:
+            parts = [float(p) for p in text.replace("..", ":").split(":")]
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] <= 0):
                 raise ValueError
-            n = int(hi - lo)
-            return [lo + i for i in range(n + 1)]
-        return [float(t) for t in text.split(",") if t.strip()]
+            lo, hi, inc = parts[0], parts[1], parts[2] if len(parts) == 3 else 1.0
+            n = int(round((hi - lo) / inc))
+            if n < 0 or n + 1 > MAX_STEPS:
+                raise ValueError
+            return [round(lo + i * inc, 6) + 0.0 for i in range(n + 1)]
+        values = [float(t) for t in text.split(",") if t.strip()]
+        if not values:
+            raise ValueError
+        return values
     except ValueError:
-        raise InputError(f"steps must look like '-3..3' or '-2,0,2', got '{text}'") from None
+        raise InputError(f"steps {text!r}: use {STEPS_HELP} (LOW <= HIGH, at most {MAX_STEPS} steps)") from None

@@ -110,10 +110,14 @@ class Evaluator:
         self.fingerprint = domain_fingerprint(domain)
         self.metrics: dict[str, Metric] = {}
         self.unavailable: dict[str, str] = {}
+        self.models: dict[str, str] = {}  # metric -> the model it uses on this domain (Metric.model_for)
         for name, metric in metrics.items():
             reason = metric.unavailable_reason(domain)
             if reason is None:
                 self.metrics[name] = metric
+                model = getattr(metric, "model_for", lambda d: None)(domain)
+                if model:
+                    self.models[name] = " ".join(str(model).split())
             else:
                 self.unavailable[name] = " ".join(str(reason).split())
         self.editors = dict(editors)
@@ -242,7 +246,8 @@ class Evaluator:
         """JSON-able description of what this evaluator computes (goes into the results file)."""
         return {"domain": self.domain.name, "eval_fingerprint": self.fingerprint,
                 "metrics": {n: str(m.version) for n, m in self.metrics.items()},
-                "unavailable": dict(self.unavailable), "steps": self.steps, "edit_splits": self.edit_splits,
+                "unavailable": dict(self.unavailable), "metric_models": dict(self.models), "steps": self.steps,
+                "edit_splits": self.edit_splits,
                 "edits": sorted({(t.editor, t.direction, t.scorers) for t in self.targets}),
                 "notes": list(dict.fromkeys(self.notes))}
 

@@ -22,7 +22,8 @@ from .report import edit_frames, leaderboard_frame, table_keys, unavailable_note
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;
 margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
 td:first-child{text-align:left}.grid td{vertical-align:top;text-align:center;padding:2px}.note{color:#555}
-img.plot{max-width:100%}.err{color:#a00}pre{background:#f7f7f7;padding:1em;overflow:auto}"""
+img.plot{max-width:100%}.err{color:#a00}pre{background:#f7f7f7;padding:1em;overflow:auto}
+details{margin:.3em 0}summary{cursor:pointer}nav ul{columns:2}"""
 
 
 def to_png(images: torch.Tensor, tile: int = 96) -> bytes:
@@ -65,9 +66,22 @@ def grid_html(results: Mapping[str, Any], run_dir: Path, domain: str, split: str
             + "".join(f"<td>{c}</td>" for c in cells) + "</tr></table>")
 
 
-def render_html(results: Mapping[str, Any], run_dir: Path) -> str:
-    """The full report as one HTML string (plain HTML, images embedded)."""
+def _anchor(*parts: str) -> str:
+    return "-".join("".join(c if c.isalnum() else "_" for c in p) for p in parts)
+
+
+def render_html(results: Mapping[str, Any], run_dir: Path, figures: dict[str, bytes] | None = None) -> str:
+    """The full report as one HTML string (plain HTML, images embedded): a table of contents, per domain/split the
+    leaderboard, quality-vs-time plot, reconstruction grid and editing curves, then the editing tables (each one
+    collapsible). `figures`, when given, receives every plot as {file name: PNG bytes}."""
     esc = html.escape
+    figures = figures if figures is not None else {}
+
+    def plot(png: bytes | None, name: str, alt: str) -> str:
+        if png is not None:
+            figures[name] = png
+        return img_tag(png, alt, "plot")
+
     env, git = results.get("env", {}), results.get("git") or {}
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>zoo bench {esc(results.get('run_id', ''))}"
              f"</title><style>{STYLE}</style></head><body>",
@@ -78,33 +92,45 @@ def render_html(results: Mapping[str, Any], run_dir: Path) -> str:
              f" · python {esc(str(env.get('python')))} · {esc(str(results.get('created_at')))}</p>"]
     if not results.get("leaderboard_eligible"):
         parts.append('<p class="note">Not leaderboard-eligible: a limit, --quick, an image folder or a failure.</p>')
+    if results.get("timing_busy"):
+        parts.append(f'<p class="err">Timing not leaderboard-eligible, measured on a busy machine: '
+                     f'{esc("; ".join(results["timing_busy"]))}.</p>')
     for f in results.get("failures", []):
         parts.append(f'<p class="err">failed: {esc(f["method"])} on {esc(f["domain"])}: {esc(f["error"])}</p>')
     messages = (results.get("inputs") or {}).get("messages", [])
     if messages:
         parts.append("<h2>Input files</h2><ul>" + "".join(f"<li>{esc(m)}</li>" for m in messages) + "</ul>")
-    for domain, split in table_keys(results):
-        parts.append(f"<h2>{esc(domain)} / {esc(split)}</h2>")
+    keys = table_keys(results)
+    frames = edit_frames(results)
+    toc = [f'<li><a href="#{_anchor(d, s_)}">{esc(d)} / {esc(s_)}</a></li>' for d, s_ in keys]
+    if frames:
+        toc.append(f'<li><a href="#editing-tables">Editing tables</a> ({len(frames)}, collapsed)</li>')
+    toc.append('<li><a href="#configuration">Configuration and environment</a></li>')
+    parts.append('<nav><h2>Contents</h2><ul>' + "".join(toc) + "</ul></nav>")
+    for domain, split in keys:
+        tag = f"{domain}_{split}"
+        parts.append(f'<h2 id="{_anchor(domain, split)}">{esc(domain)} / {esc(split)}</h2>')
         parts.append(leaderboard_frame(results, domain, split, False).to_html(index=False, escape=True, border=0))
         parts += [f'<p class="note">{esc(n)}</p>' for n in unavailable_notes(results, domain)]
         parts.append('<p class="note">time: per-image latency at batch size 1, median after warm-up (IQR).</p>')
-        parts.append(img_tag(plots.quality_vs_time(results, domain, split), "quality vs time", "plot"))
+        parts.append(plot(plots.quality_vs_time(results, domain, split), f"quality_vs_time_{tag}.png",
+                          "quality vs time"))
         parts.append("<h3>Reconstructions</h3>" + grid_html(results, run_dir, domain, split))
-        id_plot = plots.edit_curves(results, domain, split, "id")
-        attr_plot = plots.edit_curves(results, domain, split, "attribute")
-        change_plot = plots.edit_curves(results, domain, split, "change")
-        if id_plot or attr_plot or change_plot:
+        curves = [(plots.edit_curves(results, domain, split, m), f"edits_{m}_{tag}.png", alt) for m, alt in
+                  (("id", "ID kept vs step"), ("attribute", "attribute change vs step"),
+                   ("change", "image change vs step"))]
+        if any(png for png, _, _ in curves):
             parts.append("<h3>Editing sweep</h3>")
-            parts.append(img_tag(id_plot, "ID kept vs step", "plot"))
-            parts.append(img_tag(attr_plot, "attribute change vs step", "plot"))
-            parts.append(img_tag(change_plot, "image change vs step", "plot"))
-    frames = edit_frames(results)
+            parts += [plot(png, name, alt) for png, name, alt in curves]
     if frames:
-        parts.append("<h2>Editing tables</h2>")
+        parts.append(f'<h2 id="editing-tables">Editing tables</h2><p class="note">{len(frames)} tables, one per '
+                     "domain/split, editor, direction and measure; click a title to open it (all of them: "
+                     "edits.csv).</p>")
         for title, table in frames:
-            parts.append(f"<h4>{esc(title)}</h4>" + table.to_html(index=False, escape=True, border=0))
+            parts.append(f"<details><summary>{esc(title)}</summary>"
+                         + table.to_html(index=False, escape=True, border=0) + "</details>")
     cfg = json.dumps(results.get("config", {}), indent=1, default=str)
-    parts.append(f"<details><summary>configuration and environment</summary><pre>{esc(cfg)}\n\n"
+    parts.append(f'<details id="configuration"><summary>configuration and environment</summary><pre>{esc(cfg)}\n\n'
                  f"{esc(json.dumps(env, indent=1, default=str))}</pre></details>")
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)

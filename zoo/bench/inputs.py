@@ -9,6 +9,7 @@ Unreadable or corrupt files are skipped with a one-line message; the valid image
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -47,6 +48,8 @@ class FolderImages:
     n_files: int = 0
 
 
+# a domain's input preparation (`Domain.prepare_input`): path -> (file to read or None, one-line note)
+Prepare = Callable[[Path], tuple[Path | None, str | None]]
 RESAMPLE = {"bilinear": Image.Resampling.BILINEAR, "lanczos": Image.Resampling.LANCZOS}
 
 
@@ -107,7 +110,8 @@ def _to_rgb(im: Image.Image) -> tuple[Image.Image, list[str]]:
     return im.copy(), []
 
 
-def load_folder(folder: str | Path, resolution: int, resample: str = "bilinear") -> FolderImages:
+def load_folder(folder: str | Path, resolution: int, resample: str = "bilinear",
+                prepare: Prepare | None = None) -> FolderImages:
     """Every non-hidden file of `folder` (sorted by name, not recursive) that can be made an image [3, R, R].
 
     Raises InputError when the folder does not exist or holds no usable image.
@@ -119,7 +123,12 @@ def load_folder(folder: str | Path, resolution: int, resample: str = "bilinear")
     images, names, messages = [], [], []
     for p in files:
         try:
-            x, notes = load_image_file(p, resolution, resample)
+            source, note = prepare(p) if prepare is not None else (p, None)
+            if source is None:
+                messages.append(InputMessage(p.name, note or "not usable", "skipped"))
+                continue
+            x, notes = load_image_file(source, resolution, resample)
+            notes = ([note] if note else []) + notes
         except InputError as exc:
             messages.append(InputMessage(p.name, str(exc), "skipped"))
             continue
@@ -189,7 +198,8 @@ def split_items(domain_name: str, split: str, n: int) -> list[InputItem]:
 
 
 def load_items(items: list[InputItem], resolution: int, split_images: torch.Tensor | None = None,
-               resample: str = "bilinear") -> tuple[torch.Tensor, list[InputItem], list[InputMessage]]:
+               resample: str = "bilinear", prepare: Prepare | None = None
+               ) -> tuple[torch.Tensor, list[InputItem], list[InputMessage]]:
     """Load a batch: (images [M, 3, R, R] float32 in [-1, 1], the M items that loaded, one message per conversion or
     skipped file). Files are made valid inputs by `load_image_file`; split items are taken from `split_images`
     [N, 3, R, R] (the domain split, indexed by `item.index`). Only this batch's images are held in memory."""
@@ -202,7 +212,12 @@ def load_items(items: list[InputItem], resolution: int, split_images: torch.Tens
             kept.append(item)
             continue
         try:
-            x, notes = load_image_file(item.path, resolution, resample)
+            source, note = prepare(Path(item.path)) if prepare is not None else (item.path, None)
+            if source is None:
+                messages.append(InputMessage(item.name, note or "not usable", "skipped"))
+                continue
+            x, notes = load_image_file(source, resolution, resample)
+            notes = ([note] if note else []) + notes
         except InputError as exc:
             messages.append(InputMessage(item.name, str(exc), "skipped"))
             continue

@@ -99,6 +99,13 @@ def edit_curves(results: Mapping[str, Any], domain: str, split: str, measure: st
         ax.set_xlabel("step")
         ax.set_ylabel({"id": "ID kept ↑", "change": "image change (mean |Δ|)"}.get(measure, f"Δ {scorer}"))
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{'ID kept' if measure == 'id' else 'attribute change'} vs step — {domain}/{split}")
+    labels: dict[str, Any] = {}
+    for ax in axes:  # one legend for the figure, below the panels (never over the curves)
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            labels.setdefault(label, handle)
+    if labels:
+        fig.legend(list(labels.values()), list(labels), loc="outside lower center", ncols=min(len(labels), 6),
+                   fontsize=8)
+    what = {"id": "ID kept", "change": "image change"}.get(measure, "attribute change")
+    fig.suptitle(f"{what} vs step — {domain}/{split}")
     return _png(fig)

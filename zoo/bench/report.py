@@ -17,7 +17,9 @@ import pandas as pd
 from .cache import atomic_write_bytes
 
 ARROW = {True: "↑", False: "↓"}
-FILES = {"markdown": "leaderboard.md", "csv": "leaderboard.csv", "edits_csv": "edits.csv", "html": "report.html"}
+FILES = {"markdown": "leaderboard.md", "csv": "leaderboard.csv", "csv_schema": "leaderboard_schema.csv",
+         "edits_csv": "edits.csv", "html": "report.html"}
+FIGURES_DIR = "figures"  # the report's plots as PNG files (report.html embeds the same images)
 
 
 def output_paths(run_dir: Path) -> dict[str, Path]:
@@ -25,13 +27,19 @@ def output_paths(run_dir: Path) -> dict[str, Path]:
     return {k: run_dir / v for k, v in FILES.items()}
 
 
+def _rounded(value: float, digits: int) -> str:
+    """`value` with `digits` decimals; '0' when it rounds to zero (never '-0.0000')."""
+    text = f"{value:.{digits}f}"
+    return "0" if float(text) == 0 else text
+
+
 def fmt(value: float | None, stderr: float | None = None) -> str:
-    """'0.0123 ± 0.0004' (4 decimals below 10, else 2); '—' for None."""
+    """'0.0123 ± 0.0004' (4 decimals below 10, else 2; what rounds to zero is '0'); '—' for None."""
     if value is None or not math.isfinite(value):
         return "—"
     digits = 4 if abs(value) < 10 else 2
-    text = f"{value:.{digits}f}"
-    return f"{text} ± {stderr:.{digits}f}" if stderr is not None and math.isfinite(stderr) else text
+    text = _rounded(value, digits)
+    return f"{text} ± {_rounded(stderr, digits)}" if stderr is not None and math.isfinite(stderr) else text
 
 
 def fmt_time(seconds: float | None) -> str:
@@ -69,9 +77,9 @@ def leaderboard_frame(results: Mapping[str, Any], domain: str, split: str, numer
         for name, info in metrics.items():
             a = next((x for x in aggs if x["method"] == m and x["metric"] == name), None)
             head = metric_header(name, info["higher_is_better"])
-            if numeric:
-                row[head] = a["mean"] if a else None
-                row[f"{head} stderr"] = a["stderr"] if a else None
+            if numeric:  # CSV: plain column names; directions in leaderboard_schema.csv
+                row[name] = a["mean"] if a else None
+                row[f"{name}_stderr"] = a["stderr"] if a else None
             else:
                 row[head] = "n/a" if a and a["status"] == "unavailable" else fmt(a and a["mean"], a and a["stderr"])
             if a:
@@ -79,9 +87,9 @@ def leaderboard_frame(results: Mapping[str, Any], domain: str, split: str, numer
         t = method_timing(results, m, domain)
         lat = t.get("latency", {})
         if numeric:
-            row["time_s ↓"] = lat.get("median_s")
+            row["time_s"] = lat.get("median_s")
             row["time_iqr_s"] = lat.get("iqr_s")
-            row["throughput_img_per_s ↑"] = t.get("throughput", {}).get("images_per_s")
+            row["throughput_img_per_s"] = t.get("throughput", {}).get("images_per_s")
         else:
             row["time (s) ↓"] = fmt_time(lat.get("median_s")) + (
                 f" (IQR {fmt_time(lat['iqr_s'])})" if lat.get("iqr_s") is not None else "")
@@ -91,11 +99,18 @@ def leaderboard_frame(results: Mapping[str, Any], domain: str, split: str, numer
 
 
 def unavailable_notes(results: Mapping[str, Any], domain: str) -> list[str]:
-    notes = {}
+    """Per domain: the metrics that could not run (why), and the model each metric actually used there."""
+    notes, missing = {}, {}
     for a in results.get("aggregates", []):
         if a["domain"] == domain and a["status"] == "unavailable":
             notes[a["metric"]] = a["reason"]
-    return [f"`{m}` unavailable: {r}" for m, r in notes.items()]
+        elif a["domain"] == domain and a["status"] == "missing":  # ran, but no image got a finite score
+            missing.setdefault(a["metric"], []).append(f"{a['method']} ({a['split']})")
+    models = ((results.get("domains") or {}).get(domain, {}).get("evaluation") or {}).get("metric_models") or {}
+    return [f"`{m}` unavailable: {r}" for m, r in notes.items()] + [
+        f"`{m}`: no finite score for {', '.join(runs)} (e.g. no face found by the ID model)" if m == "id" else
+        f"`{m}`: no finite score for {', '.join(runs)}" for m, runs in missing.items()] + [
+        f"`{m}` on {domain} uses {model}" for m, model in models.items()]
 
 
 def edit_frames(results: Mapping[str, Any], matched_only: bool = False) -> list[tuple[str, pd.DataFrame]]:
@@ -132,12 +147,23 @@ def leaderboard_markdown(results: Mapping[str, Any]) -> str:
             index=False, disable_numparse=True), ""]
         notes = unavailable_notes(results, domain)
         lines += [f"- {n}" for n in notes] + ([""] if notes else [])
-    lines.append("Time: per-image latency at batch size 1, median over images after warm-up (IQR in brackets).")
+    lines.append("Time: per-image latency at batch size 1, median over images after warm-up (IQR in brackets)."
+                 + (" Not leaderboard-eligible: measured on a busy machine (load above the cores) for "
+                    f"{'; '.join(results['timing_busy'])}." if results.get("timing_busy") else ""))
     unavailable = results.get("unavailable_methods", [])
     if unavailable:
         lines += ["", "Not benchmarked (weights not available):", ""]
         lines += [f"- {u['method']} on {u['domain']}: {u['reason']}" for u in unavailable]
     return "\n".join(lines) + "\n"
+
+
+def run_scope(results: Mapping[str, Any]) -> str:
+    """'limit 8 images per split' or, for an --images run, 'images: 5 of 7 files in photos/' (the real count)."""
+    inputs = results.get("inputs") or {}
+    if inputs:
+        return f"images: {inputs.get('n_used')} of {inputs.get('n_files')} files in {inputs.get('folder')}"
+    limit = (results.get("config") or {}).get("limit")
+    return f"limit {limit or 'all'} images per split"
 
 
 def markdown(results: Mapping[str, Any]) -> str:
@@ -149,10 +175,13 @@ def markdown(results: Mapping[str, Any]) -> str:
              f"zoo {results.get('zoo_version')} · git {str(git.get('commit') or 'n/a')[:12]}"
              f"{' (dirty)' if git.get('dirty') else ''} · {env.get('device')} ({env.get('device_name')}), "
              f"{env.get('threads')} threads · torch {env.get('torch')} · {results.get('created_at')}",
-             "", f"limit {cfg.get('limit') or 'all'} images per split · quick {cfg.get('quick')} · "
+             "", f"{run_scope(results)} · quick {cfg.get('quick')} · "
              f"batch size {cfg.get('batch_size')} · seed {cfg.get('seed')}"
              + ("" if results.get("leaderboard_eligible") else " · not leaderboard-eligible (limit/quick/folder)"),
              ""]
+    if results.get("timing_busy"):
+        lines += [f"**Timing not leaderboard-eligible**: measured on a busy machine: "
+                  f"{'; '.join(results['timing_busy'])}.", ""]
     lines += leaderboard_markdown(results).splitlines() + [""]
     frames = edit_frames(results, matched_only=True)
     if frames:
@@ -177,14 +206,44 @@ def leaderboard_csv(results: Mapping[str, Any]) -> pd.DataFrame:
     return df[["domain", "split", *[c for c in df.columns if c not in ("domain", "split")]]]
 
 
+def csv_schema(results: Mapping[str, Any], columns: list[str]) -> pd.DataFrame:
+    """One row per leaderboard.csv column: its name, whether higher is better (empty: not a score) and what it is."""
+    metrics = results.get("metrics", {})
+    rows = []
+    for col in columns:
+        base = col.removesuffix("_stderr")
+        if base in metrics:
+            hib = bool(metrics[base]["higher_is_better"])
+            what = (f"standard error of {base}" if col != base else
+                    f"{base}: mean over the split's images (zoo show {base}; the model it used on each domain is "
+                    "noted under the leaderboard)")
+            rows.append({"column": col, "higher_is_better": hib if col == base else "", "description": what})
+        else:
+            hib, what = {"time_s": (False, "per-image latency at batch size 1, median after warm-up (s)"),
+                         "time_iqr_s": ("", "interquartile range of the latency (s)"),
+                         "throughput_img_per_s": (True, "images per second at the throughput batch size"),
+                         "n": ("", "images with a score")}.get(col, ("", col))
+            rows.append({"column": col, "higher_is_better": hib, "description": what})
+    return pd.DataFrame(rows, columns=["column", "higher_is_better", "description"])
+
+
 def render_run(results: Mapping[str, Any], run_dir: Path) -> dict[str, Path]:
-    """Write leaderboard.md, leaderboard.csv, edits.csv and report.html into `run_dir`; returns their paths."""
+    """Write leaderboard.md, leaderboard.csv (+ leaderboard_schema.csv: each column's direction), edits.csv,
+    report.html and the report's plots as PNG files in figures/ into `run_dir`; returns their paths."""
     from .html import render_html
 
     paths = output_paths(run_dir)
     atomic_write_bytes(paths["markdown"], markdown(results).encode("utf-8"))
-    atomic_write_bytes(paths["csv"], leaderboard_csv(results).to_csv(index=False).encode("utf-8"))
+    board = leaderboard_csv(results)
+    atomic_write_bytes(paths["csv"], board.to_csv(index=False).encode("utf-8"))
+    schema = csv_schema(results, list(board.columns))
+    atomic_write_bytes(paths["csv_schema"], schema.to_csv(index=False).encode("utf-8"))
     edits = pd.DataFrame(results.get("edit_aggregates", []))
     atomic_write_bytes(paths["edits_csv"], edits.to_csv(index=False).encode("utf-8"))
-    atomic_write_bytes(paths["html"], render_html(results, run_dir).encode("utf-8"))
+    figures: dict[str, bytes] = {}
+    atomic_write_bytes(paths["html"], render_html(results, run_dir, figures).encode("utf-8"))
+    for name, png in figures.items():
+        atomic_write_bytes(run_dir / FIGURES_DIR / name, png)
+    if figures:
+        paths["figures"] = run_dir / FIGURES_DIR
     return paths

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import platform
 import statistics
 import subprocess
@@ -191,7 +192,8 @@ def environment(device: str) -> dict[str, Any]:
         "device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name(),
         "threads": torch.get_num_threads(),
         "interop_threads": torch.get_num_interop_threads(), "platform": platform.platform(),
-        "machine": platform.machine(),
+        "machine": platform.machine(), "cpu_count": os.cpu_count(), "load": machine_load(),
+        "cpu_freq": cpu_frequency(),
     }
     try:
         env["plugins"] = [{k: p[k] for k in ("name", "distribution", "version", "status")}
@@ -199,6 +201,72 @@ def environment(device: str) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - provenance must never break a run
         env["plugins"] = []
     return env
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (sched_getaffinity where available, else os.cpu_count())."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def machine_load() -> dict[str, Any]:
+    """{load_avg: [1, 5, 15 min] or None, cores, busy}: busy when the 1-minute load average exceeds the usable
+    cores (other processes compete for them: timings are then not leaderboard-eligible). The load counts this
+    process's own running threads too."""
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # not available on this platform
+        load = None
+    cores = usable_cores()
+    return {"load_avg": load, "cores": cores, "busy": bool(load is not None and load[0] > cores)}
+
+
+def cpu_frequency() -> dict[str, Any] | None:
+    """{current_mhz (mean over cores), min_mhz, max_mhz, governor, source} from cpufreq in /sys, else the 'cpu MHz'
+    lines of /proc/cpuinfo (current only); None where neither exists."""
+    base = Path("/sys/devices/system/cpu")
+    cur, lo, hi = [], [], []
+    for cpu in sorted(base.glob("cpu[0-9]*/cpufreq")):
+        def khz(name: str, folder: Path = cpu) -> float | None:
+            try:
+                return int((folder / name).read_text().strip()) / 1000
+            except (OSError, ValueError):
+                return None
+        for lst, name in ((cur, "scaling_cur_freq"), (lo, "cpuinfo_min_freq"), (hi, "cpuinfo_max_freq")):
+            v = khz(name)
+            if v is not None:
+                lst.append(v)
+    if cur:
+        try:
+            governor = (base / "cpu0" / "cpufreq" / "scaling_governor").read_text().strip()
+        except OSError:
+            governor = None
+        return {"current_mhz": round(statistics.fmean(cur), 1), "min_mhz": min(lo) if lo else None,
+                "max_mhz": max(hi) if hi else None, "governor": governor, "source": "cpufreq"}
+    try:
+        mhz = [float(line.split(":", 1)[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
+               if line.lower().startswith("cpu mhz")]
+    except (OSError, ValueError):
+        mhz = []
+    if mhz:
+        return {"current_mhz": round(statistics.fmean(mhz), 1), "min_mhz": None, "max_mhz": None, "governor": None,
+                "source": "/proc/cpuinfo"}
+    return None
+
+
+def timing_busy(timing: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Methods whose timing ran on a busy machine (load before or after above the cores), e.g. ['psp (load 3.1 on 2
+    cores)']; records without a load (older runs) are not counted."""
+    out = []
+    for t in timing:
+        loads = [t.get(k) or {} for k in ("load_before", "load_after")]
+        busy = [x for x in loads if x.get("busy")]
+        if busy:
+            worst = max(x["load_avg"][0] for x in busy)
+            out.append(f"{t.get('method')} on {t.get('domain')} (load {worst:g} on {busy[0].get('cores')} cores)")
+    return out
 
 
 def cpu_name() -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,6 +19,8 @@ import torch
 from safetensors.torch import save as st_save
 
 from .. import __version__
+from .. import log as zlog
+from .. import progress as zprogress
 from ..errors import CheckpointError, InputError, ZooError
 from ..plugins import one_line
 from . import results as res
@@ -93,6 +94,9 @@ def resolve(config: BenchConfig) -> Plan:
             if own:
                 domain_options[dname][n] = cls.configure({**own, **config.options.get(n, {})},
                                                          embedded=embedded, quick=config.quick)
+            check = getattr(cls, "check_domain", None)  # `refiner@embedder`: weights that fit the domain
+            if callable(check):
+                cls(domain_options[dname].get(n, options[n])).check_domain(domain)
     metric_names = list(config.metrics) if config.metrics is not None else sorted(
         registry.list_metrics(), key=lambda n: (PAPER_ORDER.index(n) if n in PAPER_ORDER else len(PAPER_ORDER), n))
     metrics = {n: registry.create_metric(n, device=config.device) for n in metric_names}
@@ -102,9 +106,11 @@ def resolve(config: BenchConfig) -> Plan:
 
 
 def domain_method_options(domain: Domain, method: str) -> dict[str, Any]:
-    """The options a domain gives a method (a domain file's `[methods.NAME]`), {} for registered domains."""
-    fn = getattr(domain, "method_options", None)
-    return dict(fn(method)) if callable(fn) else {}
+    """The options a domain gives a method (a domain file's `[methods.NAME]`; for `refiner@embedder` each part's),
+    {} for registered domains."""
+    from .. import registry
+
+    return registry.domain_method_options(domain, method)
 
 
 def domain_metrics(domain: Domain, metrics: dict[str, Metric]) -> dict[str, Metric]:
@@ -133,6 +139,7 @@ def run_bench(config: BenchConfig, *, log: Log | None = None) -> BenchOutcome:
     try:
         return _run(cfg, plan, log)
     finally:
+        zprogress.stop()
         torch.set_num_threads(threads)
 
 
@@ -156,6 +163,10 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
     unavailable: dict[str, dict[str, str]] = {}
     grids: dict[str, Any] = {}
     inputs_info: dict[str, Any] | None = None
+    tracker = zprogress.start(len(plan.domains) * len(plan.methods), log, cfg.progress)
+    if (load := res.machine_load())["busy"]:
+        log(f"warning: the machine is busy (load {load['load_avg'][0]:g} on {load['cores']} cores): timings "
+            "measured under load are marked not leaderboard-eligible")
 
     for dname, domain in plan.domains.items():
         data, folder = _load_data(cfg, domain)
@@ -177,6 +188,7 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
             grids[f"{dname}/{split}"] = _save_grid_inputs(run_dir, dname, split, images[: cfg.grid_images])
         for mname, cls in plan.methods.items():
             units_all: list[WorkUnit] = []
+            tracker.method(mname, dname)
             try:
                 opts = plan.options_for(mname, dname)
                 ikey = f"{mname}|{canonical_json(opts)}"
@@ -199,15 +211,19 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
                     units_all += units
                     groups.append((mname, dname, split, len(units)))
                     grids[f"{dname}/{split}"]["methods"][mname] = [u.key for u in units[: cfg.grid_images]]
+                tracker.plan(len(units_all))
                 for split, units in planned.items():
                     records += run_units(units, inverter, evaluator, images=data[split][0], cache=cache,
                                          batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress,
                                          desc=f"{mname} {dname}/{split}")
                 timed = data[cfg.split][0]
                 idx = [i % len(timed) for i in range(cfg.timing_images)]
+                tracker.phase(f"timing {cfg.timing_images} images at batch size 1")
                 t = time_method(inverter, domain, timed[idx], warmup=cfg.warmup, throughput_batch=cfg.throughput_batch,
                                 weights=weights, cache=cache, progress=cfg.progress)
                 timing.append({**t, "units": res.unit_seconds(records, mname, dname)})
+                for busy in res.timing_busy([t]):
+                    log(f"warning: timed {busy}: the machine was busy, this time is not leaderboard-eligible")
             except Exception as exc:
                 if cfg.fail_fast:
                     raise
@@ -219,6 +235,7 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
         for note in domains_info[dname]["evaluation"]["notes"]:
             log(f"note: {note}")
 
+    tracker.finish()
     metrics_info = {n: {"higher_is_better": bool(m.higher_is_better), "version": str(m.version),
                         "title": m.card.title} for n, m in plan.metrics.items()}
     results: dict[str, Any] = {
@@ -227,6 +244,7 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
         "config": {**cfg.to_dict(), "options": plan.options, "domain_options": plan.domain_options},
         "leaderboard_eligible": (not cfg.quick and (cfg.limit == 0 or cfg.limit >= BOARD_MIN_LIMIT)
                                  and cfg.images_dir is None and not failures),
+        "timing_eligible": not res.timing_busy(timing), "timing_busy": res.timing_busy(timing),
         "methods": methods_info, "domains": domains_info, "metrics": metrics_info,
         "editors": {n: e.describe() for n, e in plan.editors.items()},
         "aggregates": res.aggregate_scores(records, groups, {n: i["higher_is_better"] for n, i in
@@ -245,7 +263,7 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
 def _load_data(cfg: BenchConfig, domain: Domain) -> tuple[dict[str, tuple[torch.Tensor, list[str] | None]], Any]:
     """split -> (images [N, 3, R, R], source files or None); the folder object for --images runs."""
     if cfg.images_dir is not None:
-        folder = load_folder(cfg.images_dir, domain.resolution, domain.resample)
+        folder = load_folder(cfg.images_dir, domain.resolution, domain.resample, domain.prepare_input)
         sources = [str(Path(folder.folder) / f) for f in folder.files]
         return {"images": (folder.images, sources)}, folder
     splits = domain.splits()
@@ -257,7 +275,9 @@ def _load_data(cfg: BenchConfig, domain: Domain) -> tuple[dict[str, tuple[torch.
     for split in wanted:
         images = lazy(split, limit=cfg.n_images()) if callable(lazy) else domain.images(split, limit=cfg.n_images())
         if len(images) == 0:
-            raise InputError(f"split '{split}' of domain '{domain.name}' has no images")
+            notes = "; ".join(getattr(domain, "notes", {}).get(split, []))
+            raise InputError(f"split '{split}' of domain '{domain.name}' has no images" + (f" ({notes})" if notes
+                                                                                          else ""))
         data[split] = (images, None) if callable(lazy) else (images.float(), None)
     return data, None
 
@@ -295,4 +315,4 @@ def _now() -> str:
 
 
 def _stderr(line: str) -> None:
-    print(line, file=sys.stderr)
+    zlog.line(line)  # `warning:` / `note:` / progress lines at their logging level (zoo -q / -v)

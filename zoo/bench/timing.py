@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm.auto import tqdm
 
-from .results import cpu_name
+from .results import cpu_frequency, cpu_name, machine_load
 from .units import canonical_json, image_sha256, is_batchable, resolved_options
 
 if TYPE_CHECKING:
@@ -133,6 +133,7 @@ def time_method(inverter: Inverter, domain: Domain, images: torch.Tensor, *, war
     key = timing_key(inverter, domain, weights, images, warmup, throughput_batch)
     if cache is not None and (hit := cache.load_timing(key)) is not None:
         return hit
+    load_before = machine_load()  # a busy machine makes the timing not leaderboard-eligible
     latency = measure_latency(inverter, domain, images, warmup, progress)
     if is_batchable(inverter) and throughput_batch > 1:
         reps = -(-throughput_batch // len(images))
@@ -141,7 +142,8 @@ def time_method(inverter: Inverter, domain: Domain, images: torch.Tensor, *, war
         med = latency.get("median_s")
         throughput = {"batch_size": 1, "images_per_s": 1 / med if med else None, "measured": False}
     record = {"method": inverter.name, "domain": domain.name, "latency": latency, "throughput": throughput,
-              **timing_env(inverter, domain), "timer": "Inversion.seconds (Inverter.clock, CUDA-synchronised)"}
+              **timing_env(inverter, domain), "timer": "Inversion.seconds (Inverter.clock, CUDA-synchronised)",
+              "load_before": load_before, "load_after": machine_load(), "cpu_freq": cpu_frequency()}
     if cache is not None:
         cache.save_timing(key, record)
         record["key"] = key

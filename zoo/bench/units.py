@@ -18,13 +18,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ..errors import ZooError
 from ..inversion import Inversion
+from ..progress import step_bars, units_bar
 from .evaluate import Evaluator, round_fp16
 
 if TYPE_CHECKING:
@@ -144,14 +145,18 @@ def run_units(units: Sequence[WorkUnit], inverter: Inverter, evaluator: Evaluato
             status[i] = "full"
     blocks = block_groups(units, bs)
     todo = [b for b in blocks if any(status[i] != "done" for i in b)]
+    from .embeddings import embedding_source  # `refiner@embedder`: one embedding per image, shared (embeddings.py)
+
+    embeddings = embedding_source(inverter, domain, units, images, cache, batch_size, seed) if todo else None
     for i in (i for b in blocks if all(status[j] == "done" for j in b) for i in b):
         records[i] = cached[i]
-    with tqdm(total=sum(len(b) for b in todo), desc=desc or f"{inverter.name}/{domain.name}", unit="img",
-              disable=_disabled(progress), leave=False) as bar:
+    with units_bar(sum(len(b) for b in todo), len(units), desc or f"{inverter.name}/{domain.name}",
+                   progress) as bar:
         for block in todo:
             tensors = {} if cache is None else {i: cache.load_tensors(units[i].key) for i in block}
             if any(status[i] == "full" or tensors.get(i) is None for i in block):
-                _invert_block(block, units, images, inverter, evaluator, cache, seed, cached, status, records)
+                _invert_block(block, units, images, inverter, evaluator, cache, seed, cached, status, records,
+                              embeddings)
             else:
                 _patch_block(block, units, images, inverter, evaluator, cache, cached, tensors, records)
             bar.update(len(block))
@@ -168,12 +173,17 @@ def block_groups(units: Sequence[WorkUnit], size: int) -> list[list[int]]:
 
 def _invert_block(block: list[int], units: Sequence[WorkUnit], images: torch.Tensor, inverter: Inverter,
                   evaluator: Evaluator, cache: ResultCache | None, seed: int, cached: dict[int, dict[str, Any]],
-                  status: dict[int, str], records: list[dict[str, Any] | None]) -> None:
-    """Invert a whole block (its finished members too, so the batch is the same as in an uninterrupted run)."""
+                  status: dict[int, str], records: list[dict[str, Any] | None], embeddings: Any = None) -> None:
+    """Invert a whole block (its finished members too, so the batch is the same as in an uninterrupted run). A
+    composition refines the block's shared embeddings (`embeddings`, an EmbeddingSource) instead of embedding again."""
     domain = evaluator.domain
     x = images[block]
+    embedding = embeddings.get(block) if embeddings is not None else None
     torch.manual_seed(unit_seed(seed, units[block[0]].key))
-    inv = inverter.invert(x, domain)
+    if embedding is None:
+        inv = inverter.invert(x, domain, progress=step_bars())  # per-step bars only on a terminal
+    else:
+        inv = inverter.refine(embedding, x, domain, progress=step_bars())
     inv.domain = inv.domain or domain
     recon = round_fp16(inv.reconstructions.float())
     scores = evaluator.score(recon, x, list(evaluator.metrics))
@@ -249,7 +259,10 @@ def load_unit_images(units: Sequence[WorkUnit], domain: Domain) -> torch.Tensor:
     cache: dict[str, torch.Tensor] = {}
     for u in units:
         if u.source is not None:
-            img = load_image_file(u.source, domain.resolution, domain.resample)[0]
+            source, note = domain.prepare_input(Path(u.source))
+            if source is None:
+                raise ZooError(f"{u.source}: {note}")
+            img = load_image_file(source, domain.resolution, domain.resample)[0]
         else:
             if u.split not in cache:
                 n = 1 + max(v.index for v in units if v.split == u.split)

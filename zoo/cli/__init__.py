@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .. import log as zlog
 from .bench import bench_command, compare_command, report_command
 from .domain_cmd import domain_group
 from .group import CommandGroup, ZooCLI
@@ -22,8 +23,16 @@ from .weights_cmd import weights_command
 
 @click.group("zoo", cls=ZooCLI)
 @click.version_option(__version__, "--version", prog_name="zoo", message="%(prog)s %(version)s")
-def main() -> None:
-    """inversion-zoo: StyleGAN inversion methods, editors, domains and metrics from plugins."""
+@click.option("-q", "--quiet", count=True, help="Fewer lines on stderr: -q hides notes and progress (warnings and "
+              "errors stay), -qq warnings too.")
+@click.option("-v", "--verbose", count=True, help="More lines on stderr: debug details and where each warning "
+              "was raised.")
+def main(quiet: int, verbose: int) -> None:
+    """inversion-zoo: StyleGAN inversion methods, editors, domains and metrics from plugins.
+
+    Results go to stdout; notes, warnings and progress to stderr (plain lines when stderr is not a terminal, e.g.
+    `zoo bench > log 2>&1`; tqdm bars on a terminal)."""
+    zlog.logger.setLevel(zlog.level_for(verbose - quiet))
 
 
 for _command in (list_command, show_command, plugins_command, train_group, bench_command, report_command,

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import click
 import torch
 
 from ..bench.inputs import InputItem, InputMessage, collect_inputs, load_items, split_items
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     from ..inverter import Inverter
 
 ENCODER_BATCH = 8  # default images per invert call of batchable encoders (as `zoo bench`)
+DEFAULT_SPLIT_LIMIT = 8  # images of the domain split that `zoo invert` / `zoo edit` use without INPUTS (as `zoo bench`)
 
 
 @dataclass
@@ -70,8 +70,8 @@ def plan_inputs(domain: Domain, paths: Iterable[str], split: str, limit: int | N
     return InputPlan(split_items(domain.name, split, len(x)), x, None, limit, source=desc)
 
 
-def stream_images(plan: InputPlan, resolution: int, echo: Callable[[str], None], resample: str = "bilinear"
-                  ) -> Iterator[tuple[InputItem, torch.Tensor]]:
+def stream_images(plan: InputPlan, resolution: int, echo: Callable[[str], None], resample: str = "bilinear",
+                  prepare: Any = None) -> Iterator[tuple[InputItem, torch.Tensor]]:
     """Yield (item, image [3, R, R]) one usable image at a time, reading each file only now (resized with
     `resample`, the domain's choice); every conversion or skipped file is reported through `echo` (one line each)
     and skipped files are recorded in `plan.skipped`."""
@@ -81,7 +81,7 @@ def stream_images(plan: InputPlan, resolution: int, echo: Callable[[str], None],
         if plan.limit is not None and plan.used >= plan.limit:
             plan.not_reached = len(plan.items) - i
             return
-        x, kept, messages = load_items([item], resolution, plan.split_images, resample)
+        x, kept, messages = load_items([item], resolution, plan.split_images, resample, prepare)
         for m in messages:
             echo(m.line())
         if not kept:
@@ -143,4 +143,7 @@ def option_words(name: str, values: Iterable[Any]) -> list[str]:
 
 
 def echo_err(line: str) -> None:
-    click.echo(line, err=True)
+    """A `note:` / `warning:` / `skipped:` / progress line on stderr at its logging level (`zoo -q` hides notes)."""
+    from .. import log as zlog
+
+    zlog.line(line)

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from ..bench.config import DEFAULT_LIMIT, QUICK_LIMIT
+from .. import log as zlog
+from ..bench.config import DEFAULT_LIMIT, QUICK_LIMIT, STEPS_HELP
 from ..errors import InputError, ZooError
 from .errors import error_line
 
@@ -21,14 +22,18 @@ def _names(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
-def _method_options(pairs: tuple[str, ...]) -> dict[str, dict[str, str]]:
-    """('mean_latent.batch_size=4',) -> {'mean_latent': {'batch_size': '4'}}."""
+def _method_options(pairs: tuple[str, ...], methods: list[str] | None = None) -> dict[str, dict[str, str]]:
+    """('mean_latent.batch_size=4',) -> {'mean_latent': {'batch_size': '4'}}; with one method in `methods`,
+    'batch_size=4' (the form of zoo invert / edit) means that method."""
     out: dict[str, dict[str, str]] = {}
     for p in pairs:
         key, sep, value = p.partition("=")
+        if sep and "." not in key and methods is not None and len(methods) == 1:
+            key = f"{methods[0]}.{key}"
         method, dot, name = key.partition(".")
         if not sep or not dot or not method or not name:
-            raise InputError(f"--option '{p}' must look like METHOD.KEY=VALUE (e.g. mean_latent.batch_size=4)")
+            raise InputError(f"--option '{p}' must look like METHOD.KEY=VALUE (e.g. mean_latent.batch_size=4; "
+                             "KEY=VALUE when --methods names one method)")
         out.setdefault(method.strip(), {})[name.strip().replace("-", "_")] = value.strip()
     return out
 
@@ -39,10 +44,10 @@ def _method_options(pairs: tuple[str, ...]) -> dict[str, dict[str, str]]:
               help="Domains to benchmark on: registered names or domain files (path/to/domain.toml).")
 @click.option("--metrics", metavar="A,B", help="Metrics (default: every registered metric).")
 @click.option("--editors", metavar="A,B", help="Editors of the editing sweep (default: all; 'none' skips it).")
-@click.option("--steps", metavar="STEPS", help="Editing step sizes, '-3..3' or '-2,0,2' (default -3..3; quick -2,0,2).")
+@click.option("--steps", metavar="STEPS", help=f"Editing step sizes: {STEPS_HELP} (default -3:3; quick -2,0,2).")
 @click.option("--limit", type=int, help=f"Images per split (default {DEFAULT_LIMIT}, quick {QUICK_LIMIT}; 0 = whole split).")
 @click.option("--quick", is_flag=True, help="Few images and steps, and the methods' quick options.")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (CUDA if any).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default zoo-runs/<timestamp>); "
               "an existing run folder is resumed.")
 @click.option("--resume", is_flag=True, help="Resume the latest run under zoo-runs/ (or --out).")
@@ -53,7 +58,8 @@ def _method_options(pairs: tuple[str, ...]) -> dict[str, dict[str, str]]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-ood", is_flag=True, help="Skip the domain's out-of-domain split.")
 @click.option("--option", "-o", "option_pairs", multiple=True, metavar="METHOD.KEY=VALUE",
-              help="A method option, e.g. -o mean_latent.batch_size=4 (repeatable).")
+              help="A method option, e.g. -o mean_latent.batch_size=4, or KEY=VALUE with one --methods "
+                   "(repeatable).")
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads (default: torch's choice).")
 @click.option("--no-report", is_flag=True, help="Write results.json and rows only (render later: zoo report).")
 @click.option("--progress/--no-progress", default=None, help="tqdm bars (default: when stderr is a terminal).")
@@ -63,20 +69,21 @@ def bench_command(methods: str | None, domains: str, metrics: str | None, editor
                   threads: int | None, no_report: bool, progress: bool | None) -> None:
     """Benchmark inverters: reconstruction metrics, time and an editing sweep; resumable (same --out)."""
     from ..bench import BenchConfig, run_bench
-    from ..bench.config import latest_run_dir, parse_steps
+    from ..bench.config import latest_run_dir
     from ..bench.report import leaderboard_markdown
+    from .edit_cmd import parse_steps
 
     if resume and out is None:
         latest = latest_run_dir()
         if latest is None:
             raise InputError("--resume: no earlier run under zoo-runs/ (give the run folder with --out)")
         out = str(latest)
-        click.echo(f"resuming {out}", err=True)
+        zlog.note(f"resuming {out}")
     config = BenchConfig(
         methods=_names(methods), domains=_names(domains) or [], metrics=_names(metrics), editors=_names(editors),
         steps=parse_steps(steps) if steps else None, limit=limit, quick=quick, device=device, out=out,
         batch_size=batch_size, seed=seed, ood=not no_ood, images_dir=images_dir,
-        options=_method_options(option_pairs), threads=threads, report=not no_report,
+        options=_method_options(option_pairs, _names(methods)), threads=threads, report=not no_report,
         progress=progress)
     if not config.domains:
         raise InputError("--domains needs at least one domain")
@@ -89,8 +96,10 @@ def bench_command(methods: str | None, domains: str, metrics: str | None, editor
         click.echo(f"{name}: {path}")
     if outcome.failures:
         names = ", ".join(f"{f['method']} on {f['domain']}" for f in outcome.failures)
-        raise ZooError(f"{len(outcome.failures)} method run(s) failed ({names}); the others were written; "
-                       f"rerun with --out {outcome.run_dir} to retry")
+        done = "the others were written" if len(outcome.failures) < len(outcome.results.get("methods", {})) * \
+            max(1, len(outcome.results.get("domains", {}))) else "nothing else was run"
+        raise ZooError(f"{len(outcome.failures)} method run(s) failed ({names}); {done}; fix the cause above "
+                       f"and rerun with --out {outcome.run_dir} to retry")
 
 
 @click.command("report")
@@ -124,16 +133,29 @@ def _percent(value: str | None) -> float | None:
 @click.argument("run_b", type=click.Path(exists=True))
 @click.option("--fail-if-worse", "fail_if_worse", metavar="PCT", help="Exit with code 3 when a metric of B is "
               "worse than A by more than PCT percent (e.g. 5 or 5%).")
-@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: comparable, differences and rows.")
 @click.pass_context
 def compare_command(ctx: click.Context, run_a: str, run_b: str, fail_if_worse: str | None, as_json: bool) -> None:
-    """Per-metric differences of RUN_B relative to RUN_A (folders or results JSON files)."""
+    """Per-metric differences of RUN_B relative to RUN_A (folders or results JSON files). Runs made with other
+    settings (images, limit, --quick, options, weights, evaluation) are flagged NOT COMPARABLE, and
+    --fail-if-worse then refuses to gate (exit 2)."""
     from ..bench import REGRESSION_EXIT_CODE, compare_runs, load_run, regressions
-    from ..bench.compare import format_comparison
+    from ..bench.compare import difference_line, differences, format_comparison
 
     pct = _percent(fail_if_worse)
-    rows = compare_runs(load_run(run_a)[0], load_run(run_b)[0])
-    click.echo(json.dumps(rows, indent=2, default=_json_default) if as_json else format_comparison(rows))
+    a, b = load_run(run_a)[0], load_run(run_b)[0]
+    rows, diffs = compare_runs(a, b), differences(a, b)
+    if as_json:
+        click.echo(json.dumps({"comparable": not diffs, "differences": diffs, "rows": rows}, indent=2,
+                              default=_json_default))
+    else:
+        click.echo(format_comparison(rows, diffs))
+    for d in diffs:
+        zlog.warn(f"runs differ: {difference_line(d)}")
+    if pct is not None and diffs:
+        raise click.UsageError(f"--fail-if-worse refused: the runs are not comparable ({len(diffs)} setting(s) "
+                               f"differ, first: {difference_line(diffs[0])}); compare runs made with the same "
+                               "settings")
     if pct is not None:
         bad = regressions(rows, pct)
         if bad:

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from .. import log as zlog
 from .group import CommandGroup
 from .output import echo_json
 
@@ -34,7 +35,7 @@ def new_command(name: str, generator: str, images: str, ood: str | None, identit
 
     path, notes = write_template(out or f"{name}.toml", name, generator, images, ood, identity, align)
     for note in notes:
-        click.echo(f"warning: {note} (`zoo domain check` will report it)", err=True)
+        zlog.warn(f"{note} (`zoo domain check` will report it)")
     click.echo(f"wrote {path}; next: zoo domain check {path}")
 
 

@@ -9,7 +9,6 @@ An existing strip is replaced only with --overwrite; an input is never written o
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,36 +16,27 @@ import click
 import torch
 
 from .. import registry
+from ..bench.config import STEPS_HELP
 from ..errors import InputError
 from ..options import parse_option_strings
-from .batches import batch_size_for, batched, check_device, echo_err, plan_inputs, stream_images
+from ..progress import ItemProgress, bars_enabled
+from .batches import (DEFAULT_SPLIT_LIMIT, batch_size_for, batched, check_device, echo_err, plan_inputs,
+                      stream_images)
 
 if TYPE_CHECKING:
     from ..domain import Domain
 
-DEFAULT_SPLIT_LIMIT = 4
 
 
 def parse_steps(text: str) -> list[float]:
-    """'-3:3' -> -3, -2, ..., 3; '-3:3:0.5' -> with step 0.5; '-2,0,2' -> the listed values."""
-    text = text.strip()
+    """`--steps` of every command (zoo.bench.config.parse_steps); a usage error (exit 2) naming --steps."""
+    from ..bench.config import parse_steps as parse
+    from ..errors import InputError
+
     try:
-        if ":" in text:
-            parts = [float(p) for p in text.split(":")]
-            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] <= 0):
-                raise ValueError
-            lo, hi, inc = parts[0], parts[1], parts[2] if len(parts) == 3 else 1.0
-            n = int(round((hi - lo) / inc))
-            if n < 0 or n > 200:
-                raise ValueError
-            return [round(lo + i * inc, 6) for i in range(n + 1)]
-        values = [float(p) for p in text.split(",") if p.strip()]
-        if not values:
-            raise ValueError
-        return values
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: use LOW:HIGH, LOW:HIGH:INCREMENT or comma-separated numbers",
-                                 param_hint="--steps") from None
+        return parse(text)
+    except InputError as exc:
+        raise click.BadParameter(str(exc), param_hint="--steps") from None
 
 
 EDITOR_ORDER = ("interfacegan", "stylespace", "ganspace")
@@ -54,19 +44,36 @@ EDITOR_ORDER = ("interfacegan", "stylespace", "ganspace")
 
 def resolve_direction(direction: str, editor: str | None, domain: Domain) -> tuple[str, str]:
     """(editor name, direction) from 'editor:direction', --editor, or the first editor that knows the direction."""
-    from ..errors import UnknownNameError
-
     if ":" in direction and editor is None:
         editor, direction = direction.split(":", 1)
     names = [editor] if editor else [n for n in EDITOR_ORDER if n in registry.list_editors()] + [
         n for n in registry.list_editors() if n not in EDITOR_ORDER]
-    known: list[str] = []
+    known: dict[str, list[str]] = {}
     for name in names:
         ed = registry.create_editor(name)
         if ed.accepts(direction, domain):
             return name, direction
-        known += [f"{name}:{d}" for d in ed.directions(domain)]
-    raise UnknownNameError.for_name("direction", direction if editor is None else f"{editor}:{direction}", known)
+        known[name] = list(ed.directions(domain))
+    raise unknown_direction(direction if editor is None else f"{editor}:{direction}", known, domain.name)
+
+
+def unknown_direction(given: str, known: dict[str, list[str]], domain: str) -> Exception:
+    """UnknownNameError: 'unknown direction 'smiel' on peeps; did you mean 'smile'? (known: interfacegan: smile,
+    glasses; ...)': close matches among the bare and the `editor:direction` names, and every known direction."""
+    import difflib
+
+    from ..errors import UnknownNameError
+
+    editor, _, bare = given.rpartition(":")
+    if editor in known:  # 'stylespace:rotaton' -> 'stylespace:rotation'
+        close = [f"{editor}:{c}" for c in difflib.get_close_matches(bare, known[editor], n=3, cutoff=0.5)]
+    else:
+        close = difflib.get_close_matches(bare, list(dict.fromkeys(d for ds in known.values() for d in ds)), n=3,
+                                          cutoff=0.5)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    listing = "; ".join(f"{e}: {', '.join(ds) if ds else '(none)'}" for e, ds in known.items())
+    return UnknownNameError(f"unknown direction '{given}' on {domain}{hint} (known directions: {listing}; "
+                            "details: zoo directions EDITOR)")
 
 
 def saved_inversions(paths: tuple[str, ...]) -> tuple[list[tuple[Path, str]], list[str]]:
@@ -122,21 +129,22 @@ def _strip_png(images: list[torch.Tensor]) -> bytes:
               help="Direction, e.g. smile, stylespace:glasses, ganspace:pc0@0-3 (zoo directions EDITOR).")
 @click.option("--editor", default=None, help="Editor (default: the first of interfacegan, stylespace, ganspace "
                                              "that has the direction).")
-@click.option("--steps", default="-3:3", show_default=True, help="LOW:HIGH[:INCREMENT] or comma-separated steps.")
+@click.option("--steps", default="-3:3", show_default=True, help=STEPS_HELP + ".")
 @click.option("--domain", default=None, help="Registered domain or a domain file (path/to/domain.toml); default "
                                             "peeps, with --from: the files' domain.")
 @click.option("--split", default="test", show_default=True, help="Domain split when no IMAGES are given.")
 @click.option("--limit", type=click.IntRange(min=0), default=None,
               help=f"At most this many images (0 = all). Default: every given image; the first {DEFAULT_SPLIT_LIMIT} "
                    "of the split when no IMAGES are given.")
-@click.option("-o", "--option", "options", multiple=True, help="Method option key=value (repeatable).")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Method option KEY=VALUE or METHOD.KEY=VALUE as in zoo bench (repeatable; zoo show METHOD).")
 @click.option("--editor-option", "editor_options", multiple=True, help="Editor option key=value (repeatable).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Images per invert call (default 1 for optimisation methods, 8 for the others).")
 @click.option("--save-inversions", is_flag=True,
               help="Also save each image's inversion (<name>_<method>.inversion.safetensors) for `zoo edit --from`.")
 @click.option("--overwrite", is_flag=True, help="Replace existing strips in --out (inputs never).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (CUDA if any).")
 @click.option("--out", type=click.Path(file_okay=False), default="edits", show_default=True, help="Output folder.")
 @click.pass_context
 def edit_command(ctx: click.Context, images: tuple[str, ...], from_saved: bool, method: str | None, direction: str,
@@ -184,9 +192,7 @@ def edit_command(ctx: click.Context, images: tuple[str, ...], from_saved: bool, 
     editor_name, direction = resolve_direction(direction, editor, dom)
     ed = registry.create_editor(editor_name, options=parse_option_strings(editor_options))
     if not ed.accepts(direction, dom):  # options (e.g. n_components) can change what exists
-        from ..errors import UnknownNameError
-
-        raise UnknownNameError.for_name("direction", direction, ed.directions(dom))
+        raise unknown_direction(f"{editor_name}:{direction}", {editor_name: list(ed.directions(dom))}, dom.name)
     safe_dir = base_name(direction.replace("@", "_at_").replace(":", "_"))
     out_dir = Path(out)
     what = f"{editor_name}:{direction} at steps {', '.join(f'{s:g}' for s in step_values)}"
@@ -226,7 +232,7 @@ def edit_command(ctx: click.Context, images: tuple[str, ...], from_saved: bool, 
         click.echo(f"{written} strip(s) (input | reconstruction | {what}) -> {out_dir}")
         return
 
-    inverter = registry.create_inverter_for(method, dom, parse_option_strings(options), device=device)
+    inverter = registry.create_inverter_for(method, dom, parse_option_strings(options, method), device=device)
     plan = plan_inputs(dom, images, split, limit, DEFAULT_SPLIT_LIMIT)
     guard = OutputGuard(plan.files, plan.folders)
     guard.check_out_dir(out_dir)
@@ -243,10 +249,11 @@ def edit_command(ctx: click.Context, images: tuple[str, ...], from_saved: bool, 
     manifest = EditManifest.open(out_dir)
     inverter.prepare(dom)
     bs = batch_size_for(inverter, batch_size)
-    progress = sys.stderr.isatty()
+    progress = bars_enabled()
+    counter = ItemProgress("edit", min(len(plan.items), plan.limit or len(plan.items)), echo_err)  # log-file lines
     written = 0
     try:
-        for batch in batched(stream_images(plan, dom.resolution, echo_err, dom.resample), bs):
+        for batch in batched(stream_images(plan, dom.resolution, echo_err, dom.resample, dom.prepare_input), bs):
             x = torch.stack([image for _, image in batch])
             torch.manual_seed(0)
             inv = inverter.invert(x, dom, progress=progress)
@@ -276,6 +283,7 @@ def edit_command(ctx: click.Context, images: tuple[str, ...], from_saved: bool, 
                 entries.append(entry)
                 written += 1
             manifest.add(entries)
+            counter.advance(len(batch))
     except KeyboardInterrupt:
         echo_err(f"Interrupted: kept {written} strip(s) in {out_dir} (manifest.json)")
         ctx.exit(130)

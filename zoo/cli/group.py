@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import click
 
+from .. import log as zlog
 from .. import plugins
 from ..errors import DuplicateNameError
 from .errors import debug_enabled, is_click_error, report
@@ -87,16 +88,23 @@ class ZooCLI(CommandGroup):
     # ---------------------------------------------------------------- error handling
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
-        """Run the CLI; in standalone mode every error becomes one `Error: ...` line and a non-zero exit."""
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        """Run the CLI; in standalone mode every error becomes one `Error: ...` line and a non-zero exit.
+
+        Notes, warnings and progress lines go to stderr through the `zoo` logger at INFO (`zoo -q` / `-v` change the
+        level); Python warnings become one line each (zoo/log.py). All of it is undone when the command ends."""
+        restore = zlog.configure_cli(0)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except Exception as exc:
-            if debug_enabled() and not is_click_error(exc):
-                raise
-            sys.exit(report(exc))
-        sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
+            if not standalone_mode:
+                return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            try:
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except Exception as exc:
+                if debug_enabled() and not is_click_error(exc):
+                    raise
+                sys.exit(report(exc))
+            sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
+        finally:
+            restore()
 
 
 def _remove(added: list[tuple[CommandGroup, str]]) -> None:

@@ -13,7 +13,6 @@ Output folder (--out):
 from __future__ import annotations
 
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,13 @@ import torch
 from .. import registry
 from ..errors import InputError
 from ..options import parse_option_strings
-from .batches import (batch_size_for, batched, check_device, command_line, echo_err, option_words, plan_inputs,
-                      stream_images)
+from ..progress import ItemProgress, bars_enabled
+from .batches import (DEFAULT_SPLIT_LIMIT, batch_size_for, batched, check_device, command_line, echo_err,
+                      option_words, plan_inputs, stream_images)
 from .edit_cmd import directions_command, edit_command, parse_steps, resolve_direction
 
 __all__ = ["directions_command", "edit_command", "invert_command", "parse_steps", "resolve_direction"]
 
-DEFAULT_SPLIT_LIMIT = 8
 RENDER_TOLERANCE = 0.01  # a re-render further than this from the method's reconstruction is reported
 
 
@@ -44,14 +43,15 @@ RENDER_TOLERANCE = 0.01  # a re-render further than this from the method's recon
 @click.option("--limit", type=click.IntRange(min=0), default=None,
               help=f"At most this many images (0 = all). Default: every given input; the first {DEFAULT_SPLIT_LIMIT} "
                    "of the split when no INPUTS are given.")
-@click.option("-o", "--option", "options", multiple=True, help="Method option key=value (repeatable).")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Method option KEY=VALUE or METHOD.KEY=VALUE as in zoo bench (repeatable; zoo show METHOD).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Images per invert call (default 1 for optimisation methods, 8 for encoders and hybrids; "
                    "1 for methods that cannot batch). Results are saved after every batch.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out: images whose saved inversion matches "
                                               "(input sha256, method, version, options) are not inverted again.")
 @click.option("--overwrite", is_flag=True, help="Replace the earlier run / files in --out (inputs never).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (CUDA if any).")
 @click.option("--images", "images_option", multiple=True, type=click.Path(), hidden=True,
               help="Deprecated: pass files or folders as arguments.")
 @click.pass_context
@@ -75,7 +75,7 @@ def invert_command(ctx: click.Context, method: str, inputs: tuple[str, ...], out
     if paths and ctx.get_parameter_source("split") == click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--split selects domain images when no INPUTS are given; drop it or the INPUTS")
     dom = registry.get_domain(domain)
-    inverter = registry.create_inverter_for(method, dom, parse_option_strings(options), device=device)
+    inverter = registry.create_inverter_for(method, dom, parse_option_strings(options, method), device=device)
     plan = plan_inputs(dom, paths, split, limit, DEFAULT_SPLIT_LIMIT)
     out_dir = Path(out)
     guard = OutputGuard(plan.files, plan.folders)
@@ -130,6 +130,11 @@ def invert_command(ctx: click.Context, method: str, inputs: tuple[str, ...], out
 
     provenance = {"method_version": version, "weights_sha256": inverter.weights_sha256(dom), "zoo_version": __version__,
                   "torch_version": torch.__version__, "device": device}
+    if earlier is not None and resume and earlier.header.get("weights_sha256") not in (None,
+                                                                                       provenance["weights_sha256"]):
+        raise InputError(f"--out {out_dir}: its run used other weights (generator / checkpoints: "
+                         f"{earlier.header['weights_sha256']}) than {dom.reference()} gives now; --resume would mix "
+                         "them: use another --out (or --overwrite)")
     entries = []
     old_entries = {e.get("key"): e for e in (earlier.entries if earlier is not None and resume else [])}
     for item in plan.items:
@@ -147,7 +152,7 @@ def invert_command(ctx: click.Context, method: str, inputs: tuple[str, ...], out
     if earlier is not None and resume and earlier.header.get("options") != opts:
         echo_err("note: the options differ from the earlier run's; its images are inverted again with the new ones")
     header = {"kind": "zoo invert", "version": 1, "method": method, "method_version": version, "domain": dom.name,
-              "options": opts, "inputs": plan.source, "resume_command": resume_cmd,
+              "domain_ref": dom.reference(), "weights_sha256": provenance["weights_sha256"], "options": opts, "inputs": plan.source, "resume_command": resume_cmd,
               "created_at": (earlier.header.get("created_at") if earlier is not None and resume else None)}
     from ..io.manifest import now
 
@@ -159,14 +164,15 @@ def invert_command(ctx: click.Context, method: str, inputs: tuple[str, ...], out
 
     bs = batch_size_for(inverter, batch_size)
     stats: dict[str, Any] = {"inverted": 0, "resumed": 0, "seconds": []}
-    progress = sys.stderr.isatty()
+    progress = bars_enabled()
 
     position = {item.key: i for i, item in enumerate(plan.items)}
+    counter = ItemProgress("invert", min(len(plan.items), plan.limit or len(plan.items)), echo_err)  # log-file lines
 
     def todo() -> Any:
         from ..bench.units import image_sha256
 
-        for item, image in stream_images(plan, dom.resolution, echo_err, dom.resample):
+        for item, image in stream_images(plan, dom.resolution, echo_err, dom.resample, dom.prepare_input):
             sha = image_sha256(image)
             entry = by_key[item.key]
             if resume and manifest.is_finished(entry, sha, method, opts, version):
@@ -193,6 +199,7 @@ def invert_command(ctx: click.Context, method: str, inputs: tuple[str, ...], out
                 stats["inverted"] += 1
             _record_skipped(plan, by_key)
             manifest.save()
+            counter.advance(len(batch))
     except KeyboardInterrupt:
         _record_skipped(plan, by_key)
         manifest.save("interrupted")

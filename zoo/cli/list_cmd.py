@@ -1,4 +1,6 @@
-"""`zoo list [inverters|editors|domains|metrics|all] [--filter PATTERN] [--json]`."""
+"""`zoo list [inverters|refiners|editors|domains|metrics|all] [--filter PATTERN] [--json]`.
+
+Refiners are second stages: `REFINER@INVERTER` names a composed inverter (zoo.composition), e.g. `pti@e4e`."""
 
 from __future__ import annotations
 
@@ -7,13 +9,17 @@ from typing import Any
 import click
 
 from .. import registry
+from ..composition import GRAMMAR
 from ..registry import Kind, Registration
 from .output import echo_json, echo_table
 
-PLURALS: dict[str, Kind] = {"inverters": "inverter", "editors": "editor", "domains": "domain", "metrics": "metric"}
+PLURALS: dict[str, Kind] = {"inverters": "inverter", "refiners": "refiner", "editors": "editor", "domains": "domain",
+                            "metrics": "metric"}
 COLUMNS: dict[Kind, list[tuple[str, str]]] = {
     "inverter": [("name", "name"), ("kind", "kind"), ("latent_space", "latent space"),
                  ("changes_generator", "tunes G"), ("plugin", "plugin"), ("title", "paper")],
+    "refiner": [("name", "name"), ("accepts", "starts from"), ("latent_space", "latent space"),
+                ("changes_generator", "tunes G"), ("plugin", "plugin"), ("title", "paper")],
     "editor": [("name", "name"), ("plugin", "plugin"), ("title", "paper")],
     "domain": [("name", "name"), ("resolution", "resolution"), ("plugin", "plugin"), ("title", "title")],
     "metric": [("name", "name"), ("direction", "better"), ("plugin", "plugin"), ("title", "title")],
@@ -39,6 +45,8 @@ def list_command(what: str, pattern: str, as_json: bool) -> None:
             click.echo(("\n" if i else "") + click.style(f"{kind.capitalize()}s ({len(rows[kind])})", bold=True))
         if rows[kind]:
             echo_table(rows[kind], COLUMNS[kind])
+            if kind == "refiner":
+                click.echo(f"compose: {GRAMMAR}; zoo show REFINER@EMBEDDER")
         else:
             click.echo(f"no {kind}s registered" if pattern == "*" else f"no {kind}s match '{pattern}'")
 
@@ -54,6 +62,9 @@ def row(reg: Registration) -> dict[str, Any]:
     if reg.kind == "inverter":
         out.update(kind=src.kind, latent_space=src.latent_space, changes_generator=src.changes_generator,
                    version=src.version)
+    elif reg.kind == "refiner":
+        out.update(accepts="W codes" if src.accepts == "W" else "W / W+ codes", latent_space=src.latent_space,
+                   changes_generator=src.changes_generator, version=src.version)
     elif reg.kind == "domain":
         out["resolution"] = getattr(src, "resolution", None)
     elif reg.kind == "metric":

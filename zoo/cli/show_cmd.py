@@ -21,9 +21,15 @@ CARD_FIELDS = ("authors", "year", "url", "code_url", "licence", "notes", "citati
 @click.option("--type", "kind", type=click.Choice(list(registry.KINDS)),
               help="Registry to look in (for names used by several).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full description as JSON.")
-def show_command(name: str, kind: str | None, as_json: bool) -> None:
+@click.option("--domain", default=None, help="For an inverter: the options it runs with on this domain (registered "
+              "name or domain file) and where each value comes from (paper / embedded / quick / domain / user).")
+@click.option("--quick", is_flag=True, help="With --domain: as `zoo bench --quick` runs it.")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="With --domain: a user option.")
+def show_command(name: str, kind: str | None, as_json: bool, domain: str | None, quick: bool,
+                 options: tuple[str, ...]) -> None:
     """Describe an inverter, editor, domain or metric; a domain file (path/to/domain.toml) is checked as by
-    `zoo domain check FILE`."""
+    `zoo domain check FILE`. `zoo show METHOD --domain D` lists the options METHOD runs with on D (as `zoo bench`,
+    `zoo invert`, `zoo edit` and zoo.create_inverter_for resolve them) and the source of each value."""
     from ..userdomain import is_domain_file
 
     if is_domain_file(name):
@@ -32,10 +38,43 @@ def show_command(name: str, kind: str | None, as_json: bool) -> None:
         run_check(name, as_json=as_json)
         return
     info = registry.describe(name, kind)  # type: ignore[arg-type]
+    if domain is not None:
+        if info.get("type") != "inverter":
+            raise click.UsageError("--domain applies to inverters (the options they run with on that domain)")
+        info["resolved_options"] = resolved_option_sources(name, domain, options, quick)
+    elif options or quick:
+        raise click.UsageError("-o / --quick need --domain")
     if as_json:
         echo_json(info)
         return
     render(info)
+    if "resolved_options" in info:
+        click.echo(f"\non {domain}{' (--quick)' if quick else ''}:")
+        echo_table(info["resolved_options"], [("name", "option"), ("value", "value"), ("source", "source")])
+
+
+def resolved_option_sources(name: str, domain_name: str, pairs: tuple[str, ...], quick: bool) -> list[dict[str, Any]]:
+    """[{name, value, source}] of the options `name` runs with on the domain, source one of paper (the Options
+    default), embedded (embedded_options on an embedded domain), quick, domain (a domain file's [methods.NAME]) or
+    user (-o); the same resolution as `registry.create_inverter_for`."""
+    import dataclasses
+
+    from ..options import make_options, parse_option_strings
+
+    cls = registry.get_inverter_class(name)
+    dom = registry.get_domain(domain_name)
+    user = parse_option_strings(pairs, name)
+    own = registry.domain_method_options(dom, name)
+    resolved = cls.configure({**own, **user}, embedded=dom.embedded, quick=quick)
+    final = make_options(cls.Options, resolved)
+    layers = [("user", user), ("domain", own), ("quick", cls.quick_options() if quick else {}),
+              ("embedded", cls.embedded_options() if dom.embedded and not cls.official_weights({**own, **user})
+               else {})]
+    rows = []
+    for f in dataclasses.fields(final):
+        source = next((label for label, layer in layers if f.name in layer), "paper")
+        rows.append({"name": f.name, "value": getattr(final, f.name), "source": source})
+    return rows
 
 
 def render(info: dict[str, Any]) -> None:

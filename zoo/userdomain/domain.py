@@ -178,16 +178,23 @@ class FileDomain(Domain):
         return files[:limit] if limit else list(files)
 
     def _aligned(self, files: list[Path], notes: list[str]) -> list[Path]:
-        from ..align import align_file
-
         out = []
         for f in files:
-            crop, note = align_file(f, output_size=self.resolution, cache_dir=cache_dir() / "aligned")
+            crop, note = self.prepare_input(f)
             if crop is None:
                 notes.append(f"{f}: {note}")
             else:
                 out.append(crop)
         return out
+
+    def prepare_input(self, path: Path) -> tuple[Path | None, str | None]:
+        """With `align = "ffhq"`: the cached FFHQ-aligned crop of `path` at the generator's resolution (dlib 68
+        landmarks, ffhq-dataset transform), or (None, "no face found; skipped"); else the file itself."""
+        if self.spec.align != "ffhq":
+            return path, None
+        from ..align import aligned_file
+
+        return aligned_file(path, output_size=self.resolution, cache_dir=cache_dir() / "aligned")
 
     def load_images(self, files: list[Path]) -> torch.Tensor:
         """Images [N, 3, R, R] float32 in [-1, 1] of `files` (resized as `resize` says). InputError names a bad file."""
