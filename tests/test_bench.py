@@ -295,7 +295,7 @@ def test_run_writes_every_output_with_every_metric(first_run: Any) -> None:
     md = (run_dir / "leaderboard.md").read_text()
     assert "l2 ↓" in md and "ms_ssim ↑" in md and "id ↑" in md and "time (s) ↓" in md and "## tiny / ood" in md
     csv = (run_dir / "leaderboard.csv").read_text().splitlines()
-    assert csv[0].startswith("domain,split,method,id,id_stderr,ms_ssim,ms_ssim_stderr") and len(csv) == 5
+    assert csv[0].startswith("domain,split,method,id,id_stderr,id_n,ms_ssim,ms_ssim_stderr,ms_ssim_n") and len(csv) == 5
     html = (run_dir / "report.html").read_text()
     assert html.count("data:image/png;base64") >= 6 and "tiny_opt" in html
     rows = [json.loads(line) for line in (run_dir / r["rows_path"]).read_text().splitlines()]
@@ -697,3 +697,24 @@ def test_metric_notes_name_the_model_used_on_the_domain(first_run: Any) -> None:
     assert models["id"].startswith("the 'tiny' domain's own identity embedder") and "not CurricularFace" in models["id"]
     assert "`id` on tiny uses the 'tiny' domain's own identity embedder" in (
         first_run.run_dir / "leaderboard.md").read_text()
+
+
+def test_compare_lets_a_new_method_version_be_gated(first_run: Any) -> None:
+    from zoo.bench.compare import differences
+
+    b = json.loads(json.dumps(first_run.results))
+    b["methods"]["tiny_enc"]["version"] = "2"
+    diffs = differences(first_run.results, b)
+    assert [d["what"] for d in diffs] == ["method version"] and diffs[0]["blocking"] is False
+    b["config"]["limit"] = 99
+    assert any(d.get("blocking", True) for d in differences(first_run.results, b))
+
+
+def test_verbose_shows_debug_lines(tiny_plugin: Any, tmp_path: Path) -> None:
+    from zoo.cli import main as zoo_main
+
+    res = CliRunner().invoke(zoo_main, ["-v", "bench", "--domains", "tiny", "--limit", "1", "--editors", "none",
+                                        "--metrics", "l2", "--quick", "--no-ood", "--methods", "tiny_enc",
+                                        "--no-report", "--device", "cpu", "--out", str(tmp_path / "v")])
+    assert res.exit_code == 0, res.output
+    assert "debug: bench: tiny_enc runs with options" in res.stderr

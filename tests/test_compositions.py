@@ -375,6 +375,10 @@ def test_zoo_bench_and_invert_take_composition_names(domain: Any, tmp_path: Path
     assert methods["pti@tiny_w"]["options"]["refiner"]["steps"] == FAST["pti"]["steps"]
     assert methods["pti@tiny_w"]["refiner"] == "pti" and methods["idinvert@tiny_w"]["embedder"] == "tiny_w"
     assert {a["method"] for a in outcome.results["aggregates"]} == {"pti@tiny_w", "idinvert@tiny_w"}
+    from zoo.bench.report import leaderboard_frame
+
+    board = leaderboard_frame(outcome.results, "tiny_comp", "test", numeric=False)
+    assert list(board["embedding"]) == ["tiny_w", "tiny_w"]  # rows grouped by their embedding
     out = tmp_path / "inv"
     args = ["invert", "pti@tiny_w", "--domain", "tiny_comp", "--limit", "2", "--out", str(out),
             *[w for k, v in FAST["pti"].items() for w in ("-o", f"pti.{k}={v}")]]

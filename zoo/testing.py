@@ -34,7 +34,6 @@ from .inverter import Inverter
 KINDS = ("optimization", "encoder", "hybrid")
 REQUIRED_CARD_FIELDS = ("title", "authors")
 RECOMMENDED_CARD_FIELDS = ("year", "url", "licence", "citation")
-RANGE_MARGIN = 2.0  # generators overshoot [-1, 1] (peeps: up to 2.2; the bench clamps before scoring)
 
 
 class TinyDomain(Domain):
@@ -154,9 +153,8 @@ def check_shapes_and_ranges(inverter: type[Inverter] | Inverter, domain: Domain 
         f"{name}: reconstructions must be [B, 3, {r}, {r}], got {list(out.reconstructions.shape)}"
     rec = out.reconstructions.detach().float()
     assert torch.isfinite(rec).all(), f"{name}: reconstructions contain NaN or inf"
-    lo, hi = float(rec.min()), float(rec.max())
-    assert -1 - RANGE_MARGIN <= lo and hi <= 1 + RANGE_MARGIN, \
-        f"{name}: reconstructions must be in [-1, 1] (got [{lo:.3g}, {hi:.3g}]): return the generator's output"
+    # no range check: a generator's raw output overshoots [-1, 1] (the bench clamps before scoring); an untrained
+    # test generator overshoots a lot, so a range bound would reject correct methods
     assert tuple(out.seconds.shape) == (n,), f"{name}: seconds must be [B] (per image), got {list(out.seconds.shape)}"
     assert torch.isfinite(out.seconds).all() and (out.seconds >= 0).all(), \
         f"{name}: seconds must be finite and >= 0 (measure with self.clock())"

@@ -104,8 +104,10 @@ def differences(run_a: Mapping[str, Any], run_b: Mapping[str, Any]) -> list[dict
         check("metric version", name, _get(ma[name], "version"), _get(mb[name], "version"))
     pa, pb = run_a.get("methods") or {}, run_b.get("methods") or {}
     oa, ob = ca.get("options") or {}, cb.get("options") or {}
-    for method in [m for m in pa if m in pb]:
-        check("method version", method, _get(pa[method], "version"), _get(pb[method], "version"))
+    for method in [m for m in pa if m in pb]:  # a new version of a method is what a regression gate compares
+        va, vb = _get(pa[method], "version"), _get(pb[method], "version")
+        if va is not None and vb is not None and va != vb:
+            out.append({"what": "method version", "scope": method, "a": va, "b": vb, "blocking": False})
         check("options", method, _get(pa[method], "options") or oa.get(method), _get(pb[method], "options")
               or ob.get(method))
         wa, wb = _get(pa[method], "weights_sha256") or {}, _get(pb[method], "weights_sha256") or {}
@@ -133,8 +135,10 @@ def format_comparison(rows: Sequence[Mapping[str, Any]], diffs: Sequence[Mapping
     `differences`) a banner first says that the runs are not like with like and what differs."""
     head = ""
     if diffs:
+        blocking = [d for d in diffs if d.get("blocking", True)]
         head = ("NOT COMPARABLE: the runs differ in settings, so the changes below mix those with the methods' "
-                "own differences:\n" + "".join(f"  - {difference_line(d)}\n" for d in diffs) + "\n")
+                "own differences:\n" if blocking else "Compared versions (the point of the comparison):\n") + "".join(
+            f"  - {difference_line(d)}\n" for d in diffs) + "\n"
     body = []
     for r in rows:
         mark = "" if r["diff"] is None or r["diff"] == 0 else ("+" if r["worse"] else "-")
@@ -142,5 +146,7 @@ def format_comparison(rows: Sequence[Mapping[str, Any]], diffs: Sequence[Mapping
         body.append([mark, r["method"], f"{r['domain']}/{r['split']}",
                      f"{r['metric']} {ARROW[r['higher_is_better']]}", fmt(r["a"]), fmt(r["b"]),
                      "" if r["diff"] is None else f"{r['diff']:+.4g}", pct, "" if r["status"] == "ok" else r["status"]])
+    legend = ("\n'+' = B worse than A, '-' = B better (by each metric's direction); times are shown, never gated "
+              "by --fail-if-worse (they depend on the machine's load)")
     return head + tabulate(body, headers=["", "method", "domain/split", "metric", "A", "B", "B - A", "change",
-                                          "note"], tablefmt="simple", disable_numparse=True)
+                                          "note"], tablefmt="simple", disable_numparse=True) + legend

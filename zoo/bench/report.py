@@ -66,22 +66,37 @@ def method_timing(results: Mapping[str, Any], method: str, domain: str) -> dict[
 
 
 def leaderboard_frame(results: Mapping[str, Any], domain: str, split: str, numeric: bool) -> pd.DataFrame:
-    """The leaderboard of one (domain, split): formatted strings, or numbers (+ stderr columns) when `numeric`."""
+    """The leaderboard of one (domain, split): formatted strings, or numbers (+ stderr columns) when `numeric`.
+    With composed methods (`refiner@embedder`) an `embedding` column is added and rows are grouped by it: each
+    embedder next to the compositions built on it."""
     metrics = results.get("metrics", {})
     aggs = [a for a in results.get("aggregates", []) if a["domain"] == domain and a["split"] == split]
     methods = list(dict.fromkeys(a["method"] for a in aggs))
+    info = results.get("methods", {})
+    embedders = {m: (info.get(m) or {}).get("embedder") for m in methods}
+    grouped = any(embedders.values())  # compositions present: group rows by their embedding
+    if grouped:
+        methods.sort(key=lambda m: (embedders[m] or m, embedders[m] is not None, m))
     rows = []
     for m in methods:
         row: dict[str, Any] = {"method": m}
+        if grouped:
+            row["embedding"] = embedders[m] or "(own)"
         n = 0
+        mine = {name: next((x for x in aggs if x["method"] == m and x["metric"] == name), None) for name in metrics}
+        most = max((a["n"] for a in mine.values() if a), default=0)
         for name, info in metrics.items():
-            a = next((x for x in aggs if x["method"] == m and x["metric"] == name), None)
+            a = mine[name]
             head = metric_header(name, info["higher_is_better"])
             if numeric:  # CSV: plain column names; directions in leaderboard_schema.csv
                 row[name] = a["mean"] if a else None
                 row[f"{name}_stderr"] = a["stderr"] if a else None
+                row[f"{name}_n"] = a["n"] if a else None
             else:
-                row[head] = "n/a" if a and a["status"] == "unavailable" else fmt(a and a["mean"], a and a["stderr"])
+                cell = "n/a" if a and a["status"] == "unavailable" else fmt(a and a["mean"], a and a["stderr"])
+                if a and a["status"] != "unavailable" and a["n"] < most:  # some images had no finite score
+                    cell += f" (n={a['n']})"
+                row[head] = cell
             if a:
                 n = max(n, a["n"])
         t = method_timing(results, m, domain)
@@ -211,10 +226,11 @@ def csv_schema(results: Mapping[str, Any], columns: list[str]) -> pd.DataFrame:
     metrics = results.get("metrics", {})
     rows = []
     for col in columns:
-        base = col.removesuffix("_stderr")
+        base = col.removesuffix("_stderr").removesuffix("_n")
         if base in metrics:
             hib = bool(metrics[base]["higher_is_better"])
-            what = (f"standard error of {base}" if col != base else
+            what = (f"standard error of {base}" if col == f"{base}_stderr" else
+                    f"images with a finite {base} score" if col == f"{base}_n" else
                     f"{base}: mean over the split's images (zoo show {base}; the model it used on each domain is "
                     "noted under the leaderboard)")
             rows.append({"column": col, "higher_is_better": hib if col == base else "", "description": what})

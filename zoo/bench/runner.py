@@ -133,6 +133,10 @@ def run_bench(config: BenchConfig, *, log: Log | None = None) -> BenchOutcome:
     log = log or _stderr
     cfg = config.resolved()
     plan = resolve(cfg)
+    zlog.debug(f"bench: resolved configuration {cfg.to_dict()}")
+    for name, opts in plan.options.items():
+        zlog.debug(f"bench: {name} runs with options {opts}"
+                   + "".join(f"; on {d}: {o[name]}" for d, o in plan.domain_options.items() if name in o))
     threads = torch.get_num_threads()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)

@@ -145,16 +145,17 @@ def compare_command(ctx: click.Context, run_a: str, run_b: str, fail_if_worse: s
     pct = _percent(fail_if_worse)
     a, b = load_run(run_a)[0], load_run(run_b)[0]
     rows, diffs = compare_runs(a, b), differences(a, b)
+    blocking = [d for d in diffs if d.get("blocking", True)]
     if as_json:
-        click.echo(json.dumps({"comparable": not diffs, "differences": diffs, "rows": rows}, indent=2,
+        click.echo(json.dumps({"comparable": not blocking, "differences": diffs, "rows": rows}, indent=2,
                               default=_json_default))
     else:
         click.echo(format_comparison(rows, diffs))
-    for d in diffs:
+    for d in blocking:
         zlog.warn(f"runs differ: {difference_line(d)}")
-    if pct is not None and diffs:
-        raise click.UsageError(f"--fail-if-worse refused: the runs are not comparable ({len(diffs)} setting(s) "
-                               f"differ, first: {difference_line(diffs[0])}); compare runs made with the same "
+    if pct is not None and blocking:
+        raise click.UsageError(f"--fail-if-worse refused: the runs are not comparable ({len(blocking)} setting(s) "
+                               f"differ, first: {difference_line(blocking[0])}); compare runs made with the same "
                                "settings")
     if pct is not None:
         bad = regressions(rows, pct)

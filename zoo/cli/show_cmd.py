@@ -88,7 +88,7 @@ def render(info: dict[str, Any]) -> None:
     for key in CARD_FIELDS:
         if key in card:
             click.echo(f"  {key}: {card[key]}")
-    skip = {"name", "type", "plugin", "distribution", "card", "options", "weights"}
+    skip = {"name", "type", "plugin", "distribution", "card", "options", "weights", "resolved_options"}
     props = {k: v for k, v in info.items() if k not in skip}
     if props:
         click.echo("")

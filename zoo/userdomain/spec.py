@@ -42,7 +42,7 @@ Fields (every one but `generator` and `images.test` is optional; `zoo domain new
 
     [metrics]
     size = 256                         # evaluation size of L2 / LPIPS / MS-SSIM
-    lpips = "alex"                     # or "vgg"
+    lpips = "alex"                     # the papers' LPIPS network (the only one implemented)
 
 Image order (documented and fixed): the entries of a split in the order written; within a folder or glob, files
 sorted by their path relative to the TOML file (case-sensitive, `/`-separated); a file matched twice is used once.
@@ -163,7 +163,9 @@ def _parse(data: dict[str, Any], path: Path) -> DomainSpec:
     spec.metric_size = _typed(spec, metrics, "size", int, 256, where="metrics.size")
     if spec.metric_size < 32:
         spec.problem(f"metrics.size {spec.metric_size} is too small (at least 32; the papers use 256)")
-    spec.lpips = _choice(spec, metrics.get("lpips", "alex"), "metrics.lpips", ("alex", "vgg"))
+    spec.lpips = _choice(spec, metrics.get("lpips", "alex"), "metrics.lpips", ("alex",))
+    if metrics.get("lpips") == "vgg":
+        spec.problems[-1] += " (LPIPS-VGG is not implemented yet: use the papers' alex)"
     return spec
 
 

@@ -69,7 +69,7 @@ align = {align}\t# "ffhq": dlib 68-landmark FFHQ alignment of every photo (needs
 
 [metrics]
 size = 256\t# evaluation size of L2 / LPIPS / MS-SSIM (the papers: 256)
-lpips = "alex"\t# LPIPS network: "alex" or "vgg"
+lpips = "alex"\t# LPIPS network: "alex" (the papers'; the only one implemented)
 """
 
 
