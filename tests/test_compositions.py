@@ -396,3 +396,12 @@ def _main() -> Any:
     from zoo.cli import main
 
     return main
+
+
+def test_show_lists_each_parts_options_with_their_sources(domain: Any) -> None:
+    from zoo.cli.show_cmd import resolved_option_sources
+
+    rows = {r["name"]: r for r in resolved_option_sources("optim_wplus@tiny_w", domain.name,
+                                                          ("optim_wplus.steps=10",), False)}
+    assert rows["optim_wplus.steps"]["value"] == 10 and rows["optim_wplus.steps"]["source"] == "user"
+    assert rows["optim_wplus.lr"]["source"] == "paper" and all(n.startswith(("optim_wplus.", "tiny_w.")) for n in rows)

@@ -57,14 +57,31 @@ def resolved_option_sources(name: str, domain_name: str, pairs: tuple[str, ...],
     """[{name, value, source}] of the options `name` runs with on the domain, source one of paper (the Options
     default), embedded (embedded_options on an embedded domain), quick, domain (a domain file's [methods.NAME]) or
     user (-o); the same resolution as `registry.create_inverter_for`."""
-    import dataclasses
 
-    from ..options import make_options, parse_option_strings
+    from ..options import parse_option_strings
 
     cls = registry.get_inverter_class(name)
     dom = registry.get_domain(domain_name)
     user = parse_option_strings(pairs, name)
     own = registry.domain_method_options(dom, name)
+    split = getattr(cls, "split_options", None)
+    if callable(split):  # `refiner@embedder`: each part's options with their own sources, named part.key
+        parts = zip(("refiner", "embedder"), (cls.refiner_cls, cls.embedder_cls), split({**own, **user}))
+        rows = []
+        for _, part_cls, part_user in parts:
+            part_own = registry.domain_method_options(dom, part_cls.name)
+            for row in _sources(part_cls, dom, {k: v for k, v in part_user.items() if k not in part_own},
+                                part_own, quick):
+                rows.append({**row, "name": f"{part_cls.name}.{row['name']}"})
+        return rows
+    return _sources(cls, dom, user, own, quick)
+
+
+def _sources(cls: Any, dom: Any, user: dict[str, Any], own: dict[str, Any], quick: bool) -> list[dict[str, Any]]:
+    import dataclasses
+
+    from ..options import make_options
+
     resolved = cls.configure({**own, **user}, embedded=dom.embedded, quick=quick)
     final = make_options(cls.Options, resolved)
     layers = [("user", user), ("domain", own), ("quick", cls.quick_options() if quick else {}),
