@@ -36,6 +36,17 @@ def weight_specs() -> dict[str, WeightSpec]:
     }
 
 
+# The generator's resumable training state (repository checkout only, not installed with the package): its sha256
+# and model card (the folder's README: step, format, resume command). Not a `weights` role, so it never enters the
+# evaluation fingerprint; `zoo train generator --domain peeps --out training_state/peeps_generator` resumes it.
+TRAINING_STATE_DIR = Path(__file__).resolve().parents[2] / "training_state" / "peeps_generator"
+TRAINING_STATE = WeightSpec(
+    name="peeps/generator training state", filename="state.pt",
+    sha256="5881a954ce685f993a1bcddd834b51adde970b17c14f02fa8199d7b8deac30b4", size_bytes=16535899,
+    path=str(TRAINING_STATE_DIR / "state.pt"), licence="CC0-1.0 (trained on CC0 renders)",
+    model_card=str(TRAINING_STATE_DIR / "README.md"))
+
+
 class PeepsDomain(Domain):
     """Rendered open-peeps faces at 32x32; identity = hair style/colour, skin colour, clothing colour."""
 

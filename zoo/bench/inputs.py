@@ -110,6 +110,25 @@ def _to_rgb(im: Image.Image) -> tuple[Image.Image, list[str]]:
     return im.copy(), []
 
 
+def load_input(path: Path, name: str, resolution: int, resample: str, prepare: Prepare | None,
+               messages: list[InputMessage]) -> torch.Tensor | None:
+    """One user input -> image [3, R, R] in [-1, 1] (through the domain's `prepare`, e.g. FFHQ alignment), or None
+    when it is skipped; every conversion or skip is appended to `messages` as one line named `name`."""
+    try:
+        source, note = prepare(path) if prepare is not None else (path, None)
+        if source is None:
+            messages.append(InputMessage(name, note or "not usable", "skipped"))
+            return None
+        x, notes = load_image_file(source, resolution, resample)
+    except InputError as exc:
+        messages.append(InputMessage(name, str(exc), "skipped"))
+        return None
+    notes = ([note] if note else []) + notes
+    if notes:
+        messages.append(InputMessage(name, "; ".join(notes)))
+    return x
+
+
 def load_folder(folder: str | Path, resolution: int, resample: str = "bilinear",
                 prepare: Prepare | None = None) -> FolderImages:
     """Every non-hidden file of `folder` (sorted by name, not recursive) that can be made an image [3, R, R].
@@ -122,20 +141,10 @@ def load_folder(folder: str | Path, resolution: int, resample: str = "bilinear",
     files = sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith("."))
     images, names, messages = [], [], []
     for p in files:
-        try:
-            source, note = prepare(p) if prepare is not None else (p, None)
-            if source is None:
-                messages.append(InputMessage(p.name, note or "not usable", "skipped"))
-                continue
-            x, notes = load_image_file(source, resolution, resample)
-            notes = ([note] if note else []) + notes
-        except InputError as exc:
-            messages.append(InputMessage(p.name, str(exc), "skipped"))
-            continue
-        if notes:
-            messages.append(InputMessage(p.name, "; ".join(notes)))
-        images.append(x)
-        names.append(p.name)
+        x = load_input(p, p.name, resolution, resample, prepare, messages)
+        if x is not None:
+            images.append(x)
+            names.append(p.name)
     if not images:
         raise InputError(f"--images {folder}: no usable image among {len(files)} file(s)"
                          + (f" ({messages[0].line()})" if messages else ""))
@@ -211,19 +220,9 @@ def load_items(items: list[InputItem], resolution: int, split_images: torch.Tens
             images.append(split_images[item.index])
             kept.append(item)
             continue
-        try:
-            source, note = prepare(Path(item.path)) if prepare is not None else (item.path, None)
-            if source is None:
-                messages.append(InputMessage(item.name, note or "not usable", "skipped"))
-                continue
-            x, notes = load_image_file(source, resolution, resample)
-            notes = ([note] if note else []) + notes
-        except InputError as exc:
-            messages.append(InputMessage(item.name, str(exc), "skipped"))
-            continue
-        if notes:
-            messages.append(InputMessage(item.name, "; ".join(notes)))
-        images.append(x)
-        kept.append(item)
+        x = load_input(Path(item.path), item.name, resolution, resample, prepare, messages)
+        if x is not None:
+            images.append(x)
+            kept.append(item)
     x = torch.stack(images) if images else torch.empty(0, 3, resolution, resolution)
     return x, kept, messages
