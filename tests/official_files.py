@@ -293,3 +293,135 @@ weights = "files/e4e_ffhq_encode.pt"
     path = tmp / "domain.toml"
     path.write_text(text)
     return path
+
+
+# ---------------------------------------------------------------------------------------------------- StyleGAN3
+SG3_SIZE, SG3_Z_DIM = 16, 16
+SG3_LAYER_CLASSES = {"synthesis": "SynthesisNetwork", "mapping": "MappingNetwork", "input": "SynthesisInput",
+                     "affine": "FullyConnectedLayer"}
+
+
+def tiny_sg3_generator(seed: int = 0, config: str = "T") -> Any:
+    """A freshly constructed 16 px StyleGAN3 (config "T" or "R"; 4 layers, <= 16 channels, margin 4, w_dim 16, 2
+    mapping layers; filters designed as NVlabs does) with `mapping.w_avg` set to the mean of 1000 mapped z and the
+    ToRGB layer's `magnitude_ema` chosen so that its renders stay well inside [-1, 1] (a buffer: every format keeps
+    it)."""
+    from zoo.stylegan3 import Generator as SG3Generator
+
+    kw: dict[str, Any] = dict(z_dim=SG3_Z_DIM, c_dim=0, w_dim=SG3_Z_DIM, img_resolution=SG3_SIZE, img_channels=3,
+                              mapping_kwargs={"num_layers": 2}, channel_base=256, channel_max=16, num_layers=4,
+                              margin_size=4)
+    if config == "R":
+        kw.update(conv_kernel=1, use_radial_filters=True, channel_base=512, channel_max=32)
+    torch.manual_seed(seed)
+    g = SG3Generator(**kw).eval()
+    with torch.no_grad():
+        z = torch.randn(1000, SG3_Z_DIM, generator=torch.Generator().manual_seed(seed + 1))
+        g.mapping.w_avg.copy_(g.get_latent(z).mean(0))
+        w = g.get_latent(z[:16]).unsqueeze(1).repeat(1, g.num_ws, 1)
+        peak = float(g.synthesis(w).abs().max())
+        torgb = g.synthesis.layers[-1]  # its gain 1/sqrt(magnitude_ema) scales the (bias-free) output linearly
+        torgb.magnitude_ema.mul_((peak / 0.6) ** 2)
+    return g.requires_grad_(False)
+
+
+def save_sg3_nvlabs_pkl(g: Any, path: Path) -> Path:
+    """A StyleGAN3 generator as an NVlabs network pickle {'G', 'D', 'G_ema', 'training_set_kwargs', 'augment_pipe'}:
+    persistent objects per module (class name, `module_src` that would run `os.system` if executed, `_parameters`,
+    `_buffers`, `_modules`, `_init_kwargs`), as `torch_utils.persistence` writes them."""
+    persistence = types.ModuleType("torch_utils.persistence")
+
+    def _reconstruct_persistent_obj(meta: Any) -> Any:  # pragma: no cover - the zoo's reader never calls it
+        raise AssertionError("code from the pickle ran")
+
+    _reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj  # type: ignore[attr-defined]
+    pkg = types.ModuleType("torch_utils")
+    pkg.persistence = persistence  # type: ignore[attr-defined]
+    saved = {k: sys.modules.get(k) for k in ("torch_utils", "torch_utils.persistence")}
+    sys.modules.update({"torch_utils": pkg, "torch_utils.persistence": persistence})
+    try:
+        def build(name: str, module: torch.nn.Module) -> _Persistent:
+            params = {k: torch.nn.Parameter(v.detach().clone(), requires_grad=False)
+                      for k, v in module._parameters.items() if v is not None}
+            obj = _Persistent(_reconstruct_persistent_obj, name, params,
+                              {k: build(SG3_LAYER_CLASSES.get(k, "SynthesisLayer" if k.startswith("L")
+                                                              else "FullyConnectedLayer"), m)
+                               for k, m in module._modules.items()}, {})
+            obj.meta["state"]["_buffers"] = {k: v.detach().clone() for k, v in module._buffers.items()
+                                             if v is not None}
+            return obj
+
+        g_ema = build("Generator", g)
+        g_ema.meta["state"]["_init_kwargs"] = json_plain(g.init_kwargs)
+        with open(path, "wb") as f:
+            pickle.dump({"G": None, "D": None, "G_ema": g_ema, "training_set_kwargs": {}, "augment_pipe": None}, f)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return path
+
+
+def json_plain(kwargs: dict) -> dict:
+    """Constructor arguments as plain Python values (dicts, ints, floats, bools)."""
+    return {k: json_plain(v) if isinstance(v, dict) else v for k, v in kwargs.items()}
+
+
+def save_sg3_editing_pt(g: Any, path: Path, *, batched_transform: int = 0) -> Path:
+    """A stylegan3-editing `.pt` generator: the bare state dict with NVlabs keys (`sg3-r-ffhq-1024.pt`); with
+    `batched_transform` = B > 0 its `synthesis.input.transform` holds B per-sample matrices, as the editing repo's
+    generators do after an inference run."""
+    sd = {k: v.detach().clone() for k, v in g.state_dict().items()}
+    if batched_transform:
+        sd["synthesis.input.transform"] = torch.eye(3).repeat(batched_transform, 1, 1)
+    torch.save(sd, path)
+    return path
+
+
+def write_sg3_images(folder: Path, g: Any, n: int = 3, seed: int = 4) -> list[Path]:
+    """n renders of the SG3 generator as 16 px PNG files."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        w = g.get_latent(torch.randn(n, SG3_Z_DIM, generator=torch.Generator().manual_seed(seed)))
+        x = g([w], input_is_latent=True)[0]
+    arrs = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    out = []
+    for i, a in enumerate(arrs):
+        p = folder / f"sample_{i}.png"
+        Image.fromarray(a).save(p)
+        out.append(p)
+    return out
+
+
+def write_sg3_domain(tmp: Path, *, kind: str = "pkl", config: str = "T") -> Path:
+    """A domain file whose generator is a tiny StyleGAN3 as an NVlabs pickle (`kind="pkl"`) or a stylegan3-editing
+    `.pt` (`kind="pt"`), with 3 of its renders as the test split; returns the TOML's path."""
+    g = tiny_sg3_generator(config=config)
+    files = tmp / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    name = "stylegan3-t-tiny.pkl" if kind == "pkl" else "sg3-t-tiny.pt"
+    if kind == "pkl":
+        save_sg3_nvlabs_pkl(g, files / name)
+    else:
+        save_sg3_editing_pt(g, files / name)
+    write_sg3_images(tmp / "photos", g, 3)
+    path = tmp / "domain.toml"
+    path.write_text(f'''name = "tinysg3"
+title = "tiny StyleGAN3 files in the official formats"
+face = false
+identity = "none"
+
+[generator]
+path = "files/{name}"
+
+[images]
+test = "photos"
+
+[metrics]
+size = 32
+''')
+    return path

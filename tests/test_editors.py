@@ -36,8 +36,8 @@ def test_interfacegan_moves_the_attribute_monotonically_and_keeps_identity_near_
         near = [float((embed(editor.edit(inv, name, s).clamp(-1, 1)) * base).sum(1).mean()) for s in (-0.5, 0.5)]
         assert min(near) > 0.95, f"{name}: identity {near}"
     fit = inv.domain.direction_fit()
-    assert all(fit[a]["heldout_accuracy"] > 0.6 for a in ("smile", "glasses", "facial_hair"))
-    assert fit["rotation"]["heldout_correlation"] > 0.8
+    assert all(fit[a]["val_accuracy"] > 0.7 for a in ("smile", "glasses", "facial_hair", "rotation"))
+    assert fit["rotation"]["remaining_correlation"] > 0.8
 
 
 def test_interfacegan_conditional_direction_is_orthogonal_to_the_condition():
@@ -114,3 +114,34 @@ def test_stylespace_finds_attribute_channels_and_edits_one_channel():
     # statistics come back from the disk cache identically
     again = create_editor("stylespace", n_samples=1000).stats(inv.domain)
     assert again.ranking["rotation"][:5] == editor.stats(inv.domain).ranking["rotation"][:5]
+
+
+# Measured with benchmarks/edit_visibility.py (16 peeps test images, steps -3 / +3; README "Targeted edits"): the
+# InterFaceGAN glasses direction fitted before the labeller moved the glasses region by 0.102-0.123 (mean |Δ| on
+# [-1, 1] images) with psp and optim, the shipped one by 0.228-0.302; the domain's scorer, which the shipped
+# directions never saw, moves -0.22..-0.28 / +0.33..+0.37 (old: -0.03 / +0.21 with psp).
+VISIBLE_REGION_CHANGE = 0.17
+INDEPENDENT_SCORER_CHANGE = 0.15
+
+
+@torch.no_grad()
+def test_shipped_directions_edit_visibly_and_the_right_way_on_inverted_test_images():
+    peeps = get_domain("peeps")
+    from zoo.registry import create_inverter_for
+
+    inv = create_inverter_for("psp", peeps).invert(peeps.images("test", limit=8), peeps)
+    editor = create_editor("interfacegan")
+    scorer = peeps.attribute_model()  # independent: the directions were fitted with a separate labeller
+    assert all(editor.scorers_used(d, peeps) == () for d in ("smile", "glasses", "facial_hair", "rotation"))
+    base = inv.render().clamp(-1, 1)
+    before = scorer(base)
+    for name in ("glasses", "facial_hair"):
+        region = peeps.edit_region(name)
+        for step in (-3.0, 3.0):
+            edited = editor.edit(inv, name, step).clamp(-1, 1)
+            delta = float((scorer(edited)[name] - before[name]).mean())
+            assert delta * step > 0, f"{name} at {step:+g}: independent scorer moved {delta:+.3f}"
+            if name == "glasses":
+                change = float((((edited - base).abs().mean(1) * region).sum((1, 2)) / region.sum()).mean())
+                assert change > VISIBLE_REGION_CHANGE, f"glasses at {step:+g}: region change {change:.3f}"
+                assert abs(delta) > INDEPENDENT_SCORER_CHANGE, f"glasses at {step:+g}: {delta:+.3f}"

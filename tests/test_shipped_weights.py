@@ -16,6 +16,7 @@ try:
 except ImportError:  # source checkout before `pip install -e .`
     sys.path.insert(0, str(ROOT / "plugins"))
     import zoo_peeps.domain as peeps_domain
+import zoo_lorelei.domain as lorelei_domain  # noqa: E402
 
 from zoo.cards import sha256_file  # noqa: E402
 
@@ -30,6 +31,7 @@ def tracked_weight_files() -> list[Path]:
 
 def test_every_tracked_weights_file_has_a_sha256_and_a_model_card_in_its_domain() -> None:
     specs = {Path(s.path).resolve(): s for s in peeps_domain.weight_specs().values()}
+    specs.update({Path(s.path).resolve(): s for s in lorelei_domain.weight_specs().values()})
     specs[Path(peeps_domain.TRAINING_STATE.path).resolve()] = peeps_domain.TRAINING_STATE
     files = tracked_weight_files()
     assert files, "no tracked weights found"
@@ -43,4 +45,6 @@ def test_every_tracked_weights_file_has_a_sha256_and_a_model_card_in_its_domain(
         assert "sha256" in text and (spec.sha256[:12] in text or f.name in text), \
             f"{f.relative_to(ROOT)}: model card {card.name} does not name this file or its sha256"
     total = sum(f.stat().st_size for f in files)
-    assert total < 60e6, f"tracked weights total {total / 1e6:.1f} MB"
+    # peeps (with its resumable training state) < 60 MB, plus the lorelei domain's budget of 25 MB (issue 18; the
+    # lorelei share alone is checked in tests/test_lorelei.py)
+    assert total < 85e6, f"tracked weights total {total / 1e6:.1f} MB"

@@ -86,6 +86,11 @@ class Domain(ABC):
         """Fit report per direction (held-out accuracy / correlation of the boundary), when known."""
         return {}
 
+    def edit_region(self, direction: str, device: str | torch.device = "cpu") -> torch.Tensor | None:
+        """0/1 mask [H, W] of the pixels the attribute of `direction` occupies (the bench reports the mean |change|
+        there, what a person looks at), or None when unknown (the whole image is used)."""
+        return None
+
     def prepare_input(self, path: Path) -> tuple[Path | None, str | None]:
         """The file to read for a user's input `path` (e.g. its FFHQ-aligned crop), with a one-line note, or
         (None, why it is skipped). Default: the file itself."""

@@ -86,6 +86,11 @@ class Editor(ABC):
         """Whether `direction` can be edited on `domain` (default: one of `directions(domain)`)."""
         return direction in self.directions(domain)
 
+    def scorers_used(self, direction: str, domain: Domain) -> tuple[str, ...]:
+        """Names of `domain`'s attribute scorers that chose `direction` (the attribute change they measure along it is
+        then not an independent measure; the bench flags it). Default: none."""
+        return ()
+
     def direction_table(self, domain: Domain) -> list[dict[str, Any]]:
         """One row per direction with whatever the editor knows about it (fit accuracy, variance, channels)."""
         return [{"direction": d} for d in self.directions(domain)]

@@ -62,6 +62,9 @@ class Inversion:
     sources: one dict per image describing its input ({"name", "path", "image_sha256", ...}), when known.
     images: the inverted inputs [B, 3, H, W] in [-1, 1], when kept (so edit strips can show them later).
     provenance: method version, weights sha256, zoo version, device, time of creation (JSON-able), when known.
+    transform: per-image user transforms [B, 3, 3] float32 of a StyleGAN3 generator (the *inverse* matrices that go
+        into `synthesis.input.transform`, `zoo.stylegan3.transforms`), or None (aligned frame). With a transform the
+        latents encode the aligned crop and `render()` shows the unaligned frame (`with_transform`).
 
     `save(path)` writes all of it to one safetensors file; `Inversion.load(path)` restores it so that `render()`
     gives the same images (bit for bit on the same machine and device).
@@ -79,6 +82,7 @@ class Inversion:
     sources: list[dict[str, Any]] = field(default_factory=list, repr=False)
     images: torch.Tensor | None = field(default=None, repr=False)
     provenance: dict[str, Any] = field(default_factory=dict, repr=False)
+    transform: torch.Tensor | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return self.latents.shape[0]
@@ -99,6 +103,7 @@ class Inversion:
             _select_extras(self.extras, rows, len(self)), dict(self.options),
             [self.sources[i] for i in rows] if len(self.sources) == len(self) else list(self.sources),
             None if self.images is None else self.images[idx], dict(self.provenance),
+            None if self.transform is None else self.transform[idx],
         )
 
     def render(self, latents: torch.Tensor | None = None, generator: Generator | None = None,
@@ -111,7 +116,43 @@ class Inversion:
                 raise ValueError("Inversion.render needs a generator or an inversion that knows its domain")
             generator = self.domain.generator(self.latents.device).generator  # the device the inversion is on
         latents = self.latents if latents is None else latents
-        return render_with_change(generator, latents, self.change, self.noise, style_offsets)
+        return render_with_change(generator, latents, self.change, self.noise, style_offsets, self.transform)
+
+    @property
+    def poses(self) -> torch.Tensor | None:
+        """The user transforms as image motions (r degrees CCW, tx, ty in image widths right / down) [B, 3] float64,
+        or None (see `zoo.stylegan3.transforms.pose_from_transform`)."""
+        if self.transform is None:
+            return None
+        from .stylegan3.transforms import pose_from_transform
+
+        return torch.stack(pose_from_transform(self.transform.double().cpu(), inverse=True), -1)
+
+    def with_transform(self, transform: Any, generator: Generator | None = None) -> Inversion:
+        """This inversion (of aligned crops) put into the unaligned frame of each image: `transform` is a pose
+        (r_degrees, tx, ty) (floats or [B] tensors: the image motion aligned -> unaligned, as `zoo align` writes
+        it) or inverse matrices [3, 3] / [B, 3, 3]; reconstructions are rendered again with it (the aligned ones
+        are kept as extras['aligned_reconstructions']). Needs a StyleGAN3 generator (ZooError otherwise)."""
+        from dataclasses import replace
+
+        from .errors import ZooError
+        from .stylegan3.transforms import as_generator_transform
+
+        if generator is None:
+            generator = self.domain.generator(self.latents.device).generator if self.domain is not None else None
+        if generator is None or not hasattr(getattr(generator, "synthesis", None), "input"):
+            raise ZooError("rendering in the unaligned frame needs a StyleGAN3 generator (a Fourier-feature input); "
+                           f"domain '{getattr(self.domain, 'name', None)}' has none")
+        t = as_generator_transform(transform, device=self.latents.device)
+        t = t.expand(len(self), 3, 3).contiguous() if t.ndim == 2 else t
+        if t.shape[0] != len(self):
+            raise ValueError(f"{t.shape[0]} transforms for {len(self)} images")
+        extras = dict(self.extras)
+        extras.setdefault("aligned_reconstructions", self.reconstructions)
+        out = replace(self, transform=t, extras=extras)
+        with torch.no_grad():
+            out.reconstructions = out.render(generator=generator).to(self.reconstructions.dtype)
+        return out
 
     # ------------------------------------------------------------------ saving and loading
     def save(self, path: str | Path) -> Path:
@@ -120,7 +161,8 @@ class Inversion:
         Tensors (dtypes as in memory, B = len(self)): `latents` [B, L, D], `reconstructions` [B, 3, H, W],
         `seconds` [B], `images` [B, 3, H, W] (uint8 when that is lossless, else float32), `noise.{i}`
         [B, 1, R, R], `offsets.{slot}` [B, out, in, k, k] (WeightOffsets; absent slots are None), `tuned.{b}.{param}`
-        (TunedWeights: tuned - original of sample b), `extras.{key}` / `extras.{key}.{i}` (tensor extras). The JSON
+        (TunedWeights: tuned - original of sample b), `transform` [B, 3, 3] (StyleGAN3 user transforms, when set),
+        `extras.{key}` / `extras.{key}.{i}` (tensor extras). The JSON
         metadata (key `zoo`) holds method, domain name, options, sources, provenance, the generator change's kind
         and the JSON-able extras. Nothing in the file executes code on load.
         """
@@ -150,6 +192,9 @@ class Inversion:
             packed, encoding = pack_images(self.images)
             tensors["images"] = t(packed)
             meta["images"] = encoding
+        if self.transform is not None:
+            tensors["transform"] = t(self.transform)
+            meta["transform"] = "inverse [B, 3, 3]"
         if self.noise is not None:
             meta["noise_layers"] = len(self.noise)
             tensors.update({f"noise.{i}": t(x) for i, x in enumerate(self.noise)})
@@ -238,7 +283,8 @@ class Inversion:
         common = dict(latents=get("latents"), reconstructions=get("reconstructions"), seconds=get("seconds"),
                       change=change, noise=noise, method=str(meta.get("method", "")), domain=dom, extras=extras,
                       options=dict(meta.get("options") or {}), sources=list(meta.get("sources") or []),
-                      images=images, provenance=dict(meta.get("provenance") or {}))
+                      images=images, provenance=dict(meta.get("provenance") or {}),
+                      transform=get("transform") if "transform" in meta else None)
         renderer = meta.get("renderer")
         if renderer and renderer.get("kind") == "checkpoint_decoder":
             decoder = _checkpoint_decoder(path, common["method"], common["options"], common["provenance"], dom, dev)
@@ -428,25 +474,31 @@ def _offsets_row(style_offsets: StyleOffsets, b: int) -> StyleOffsets:
 
 def render_with_change(
     generator: Generator, latents: torch.Tensor, change: GeneratorChange, noise: list[torch.Tensor] | None = None,
-    style_offsets: StyleOffsets = None,
+    style_offsets: StyleOffsets = None, transform: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Render W+ `latents` [B, L, D] with fixed noise (or the given per-sample noise), a per-sample change and
-    optional StyleSpace offsets of the S codes (see `Generator.style_codes`)."""
+    optional StyleSpace offsets of the S codes (see `Generator.style_codes`); `transform`: per-sample StyleGAN3 user
+    transforms [B, 3, 3] (inverse matrices; only for generators with a Fourier-feature input), None = aligned."""
     latents = latents.to(generator.device)
+    extra: dict[str, Any] = {}
+    if transform is not None:
+        transform = transform.to(generator.device)
+        extra["transform"] = transform
     if isinstance(change, TunedWeights):
         params = dict(generator.named_parameters())
         outs = []
         for b, delta in enumerate(change.deltas):
             tuned = {k: params[k] + v.to(params[k]) for k, v in delta.items()}
             nb = None if noise is None else [n[b : b + 1] for n in noise]
+            tb = {} if transform is None else {"transform": transform[b : b + 1] if transform.ndim == 3 else transform}
             img, _ = functional_call(
                 generator, tuned, args=([latents[b : b + 1]],),
                 kwargs=dict(input_is_latent=True, randomize_noise=False, noise=nb,
-                            style_offsets=_offsets_row(style_offsets, b)), strict=False,
+                            style_offsets=_offsets_row(style_offsets, b), **tb), strict=False,
             )
             outs.append(img)
         return torch.cat(outs)
     deltas = change.deltas if isinstance(change, WeightOffsets) else None
     img, _ = generator([latents], input_is_latent=True, randomize_noise=False, noise=noise, weights_deltas=deltas,
-                       style_offsets=style_offsets)
+                       style_offsets=style_offsets, **extra)
     return img

@@ -34,6 +34,7 @@ class Inverter(ABC):
     card: ClassVar[Card]
     version: ClassVar[str] = "1"
     Options: ClassVar[type] = NoOptions
+    generators: ClassVar[tuple[str, ...]] = ("stylegan2",)  # generator families it runs on (+ "stylegan3")
 
     def __init__(self, options: Any = None, device: str | torch.device = "cpu", **overrides: Any) -> None:
         if options is None or isinstance(options, dict):
@@ -48,8 +49,28 @@ class Inverter(ABC):
     def prepare(self, domain: Domain) -> Any:
         """Load everything this method needs for `domain` (cached); returns the per-domain state."""
         if domain.name not in self._prepared:
+            self.check_generator(domain)
             self._prepared[domain.name] = self.load(domain)
         return self._prepared[domain.name]
+
+    def check_generator(self, domain: Domain) -> None:
+        """CheckpointError (one line; the bench lists the method as unavailable on that domain) when `domain`'s
+        generator is of a family this method cannot drive yet (a StyleGAN3 generator, `zoo.stylegan3`, for methods
+        whose `generators` lack "stylegan3")."""
+        from .errors import CheckpointError
+
+        if "stylegan3" in self.generators:
+            return
+        try:
+            g = domain.generator(self.device).generator
+        except (CheckpointError, NotImplementedError):
+            return  # no usable domain generator: `load` reports what the method itself lacks
+        if hasattr(getattr(g, "synthesis", None), "input"):  # Fourier-feature input: StyleGAN3
+            from .registry import list_inverters, get_inverter_class
+
+            able = [n for n in list_inverters() if "stylegan3" in getattr(get_inverter_class(n), "generators", ())]
+            raise CheckpointError(f"{self.name} cannot run on a StyleGAN3 generator yet (domain '{domain.name}'); "
+                                  f"methods that can: {', '.join(able) or 'none'}")
 
     def load(self, domain: Domain) -> Any:
         """Override to load weights for `domain`; the default needs only the domain's generator."""
@@ -116,4 +137,5 @@ class Inverter(ABC):
 
         return {"name": cls.name, "kind": cls.kind, "latent_space": cls.latent_space,
                 "changes_generator": cls.changes_generator, "version": cls.version,
+                "generators": list(cls.generators),
                 "card": cls.card.to_dict(), "options": option_table(cls.Options)}

@@ -57,10 +57,12 @@ class Refiner(ABC):
     batchable: ClassVar[bool] = True
     version: ClassVar[str] = "1"
     Options: ClassVar[type] = NoOptions
+    generators: ClassVar[tuple[str, ...]] = ("stylegan2",)  # generator families it runs on (+ "stylegan3")
 
     # the Inverter lifecycle, shared (not copied): options, per-domain preparation, configuration, checks
     __init__ = Inverter.__init__
     prepare = Inverter.prepare
+    check_generator = Inverter.check_generator
     load = Inverter.load
     weights_sha256 = Inverter.weights_sha256
     embedded_options = Inverter.__dict__["embedded_options"]

@@ -91,6 +91,11 @@ class InterFaceGAN(Editor):
             d = d.expand(latents.shape[1], -1)
         return latents + step * d * mask
 
+    def scorers_used(self, direction: str, domain: Domain) -> tuple[str, ...]:
+        """The domain scorer whose labels fitted `direction` (its fit report's `scored_by`), else ()."""
+        scored_by = domain.direction_fit().get(direction, {}).get("scored_by")
+        return (str(scored_by),) if scored_by else ()
+
     def direction_table(self, domain: Domain) -> list[dict[str, Any]]:
         table = domain.directions()
         fit = domain.direction_fit()

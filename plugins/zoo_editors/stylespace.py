@@ -7,8 +7,11 @@ each channel's relevance to a binary attribute is (mean of s_c over samples the 
 channels are left out by default (the paper localises attributes in the convolution layers). An edit moves one
 channel: s_c' = s_c + step * sign * scale * std_c, sign = the relevance's sign, so a positive step increases the
 attribute. Directions: one per attribute scorer of the domain (its most relevant channel), the channels a domain
-names (a domain file's `[directions.stylespace] smile = "s6_501"`, `Domain.stylespace_channels()`), plus any channel
-written `s<slot>_<channel>` (slot = index in `Generator.layer_slots()`), moved in its own std units.
+names (a domain file's `[directions.stylespace] smile = "s6_501"`, `Domain.stylespace_channels()`; peeps ships the
+official signal-to-noise detection's choice, `zoo_editors.fitting.rank_channels`), plus any channel written
+`s<slot>_<channel>` (slot = index in `Generator.layer_slots()`; `-s<slot>_<channel>`: a positive step lowers it),
+moved in its own std units. A channel ranked here with the domain's scorer is chosen by that scorer, so its
+attribute change under that scorer is not an independent measure (`scorers_used`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from zoo.checkpoint_io import torch_load
 from zoo.domain import Domain
 from zoo.editor import EditCodes, Editor
 
-CHANNEL = re.compile(r"^s(\d+)_(\d+)$")
+CHANNEL = re.compile(r"^(-?)s(\d+)_(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -150,16 +153,23 @@ class StyleSpace(Editor):
         if m is None:
             return direction in self.directions(domain)
         std = self.stats(domain).std
-        return int(m[1]) < len(std) and int(m[2]) < std[int(m[1])].numel()
+        return int(m[2]) < len(std) and int(m[3]) < std[int(m[2])].numel()
 
     def channel(self, direction: str, domain: Domain) -> tuple[int, int, float]:
         """(slot, channel, sign) edited by `direction`."""
         direction = self.named_channels(domain).get(direction, direction)
         m = CHANNEL.match(direction)
         if m is not None:
-            return int(m[1]), int(m[2]), 1.0
+            return int(m[2]), int(m[3]), -1.0 if m[1] else 1.0
         slot, ch, rel = self.stats(domain).ranking[direction][0]
         return slot, ch, 1.0 if rel >= 0 else -1.0
+
+    def scorers_used(self, direction: str, domain: Domain) -> tuple[str, ...]:
+        """(direction,) when the channel is this editor's own ranking by the domain's scorer of that name (not a
+        channel the domain names or the user writes); () otherwise."""
+        if direction in self.named_channels(domain) or CHANNEL.match(direction):
+            return ()
+        return (direction,)
 
     def edit_codes(self, latents: torch.Tensor, direction: str, step: float, domain: Domain) -> EditCodes:
         st = self.stats(domain)
@@ -177,10 +187,10 @@ class StyleSpace(Editor):
         rows = []
         named = self.named_channels(domain)
         for attr in self.directions(domain):
-            if attr in named and attr not in st.ranking:
+            if attr in named:  # the domain's choice is what is edited
                 k, c, _ = self.channel(attr, domain)
                 rows.append({"direction": attr, "rank": None, "channel": named[attr], "layer": slots[k].name,
-                             "relevance": None, "std": round(float(st.std[k][c]), 4)})
+                             "relevance": None, "std": round(float(st.std[k][c]), 4), "source": "domain"})
                 continue
             for rank, (k, c, rel) in enumerate(st.ranking[attr][: self.options.top_k]):
                 rows.append({"direction": attr, "rank": rank + 1, "channel": f"s{k}_{c}", "layer": slots[k].name,

@@ -150,12 +150,25 @@ class ReStyleOptions:
         "help": "small configuration: IR-SE (faces recipe) or ResNet34 weights (encoder/<name>_resnet34); the "
                 "paper configuration takes the backbone from the checkpoint"})
     weights: str | None = field(default=None, metadata={"help": _WEIGHTS_HELP})
+    bootstrap: str | None = field(default=None, metadata={
+        "help": "encoder bootstrapping (ReStyle): a source domain whose encoder takes one step from its average image, "
+                "then target_steps steps of this domain's encoder (zoo.adaptation.bootstrap)"})
+    target_steps: int = field(default=1, metadata={
+        "help": "with bootstrap=: steps of this domain's encoder after the source step (official README: 1)"})
 
     def __post_init__(self) -> None:
-        """Raises InputError for n_iters < 1 and for backbone= together with weights= (the checkpoint decides)."""
+        """Raises InputError for n_iters < 1, backbone= together with weights= (the checkpoint decides), and
+        bootstrap options that would be ignored (target_steps without bootstrap, n_iters or weights= with it)."""
         _check_iters(self.n_iters)
         _check_applies(self, "backbone", with_weights=False,
                        why="the paper configuration takes its backbone from the checkpoint")
+        if self.target_steps < 1:
+            raise InputError(f"target_steps must be >= 1, got {self.target_steps}")
+        if self.bootstrap is None and self.target_steps != 1:
+            raise InputError("target_steps applies to encoder bootstrapping only; add bootstrap=SOURCE_DOMAIN")
+        if self.bootstrap is not None and (self.n_iters != 5 or self.weights):
+            raise InputError("bootstrap= runs 1 source step + target_steps target steps with the domains' trained "
+                             "encoders: drop n_iters= / weights= (use target_steps=)")
 
 
 @dataclass(frozen=True)
@@ -408,7 +421,44 @@ class _ReStyle(EncoderInverter):
     Options = ReStyleOptions
     iterative = True
 
+    def _source(self) -> tuple[Any, Loaded] | None:
+        """Bootstrapping: (source domain, its loaded ReStyle state), else None."""
+        if self.options.bootstrap is None:
+            return None
+        from zoo import registry
+
+        src = registry.get_domain(self.options.bootstrap)
+        return src, self.prepare(src)
+
+    def _n_iters(self) -> int:
+        return 1 + self.options.target_steps if self.options.bootstrap is not None else self.options.n_iters
+
+    def load(self, domain: Domain) -> Loaded:
+        if self.options.bootstrap is not None and domain.name == self.options.bootstrap:
+            return self._load_small(domain)
+        return super().load(domain)
+
+    def weights_sha256(self, domain: Domain) -> dict[str, str]:
+        out = super().weights_sha256(domain)
+        if self.options.bootstrap is not None:
+            from zoo import registry
+
+            src = registry.get_domain(self.options.bootstrap)
+            out.update({f"bootstrap/{k}": v for k, v in super().weights_sha256(src).items()})
+        return out
+
     def _forward(self, st: Loaded, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list | None]:
+        source = self._source()
+        if source is not None:
+            from zoo.adaptation.bootstrap import run_bootstrap
+
+            s = source[1]
+            if (s.generator.n_latent, s.generator.style_dim) != (st.generator.n_latent, st.generator.style_dim):
+                raise InputError(f"bootstrap={self.options.bootstrap}: its W+ shape differs from this domain's; "
+                                 "bootstrapping needs aligned generators (a target fine-tuned from the source)")
+            res = run_bootstrap(s.encoder, s.generator, s.latent_avg, st.encoder, st.generator, x,
+                                self.options.target_steps, source_avg_image=s.avg_image)
+            return res.codes[-1], res.images[-1], None
         res = run_restyle(st.encoder, st.generator, st.latent_avg, x, self._n_iters(), avg_image=st.avg_image)
         return res.codes[-1], res.images[-1], None
 

@@ -45,6 +45,17 @@ def gaussian_window(size: int = 11, sigma: float = 1.5, dtype: torch.dtype = tor
     return torch.outer(g, g).to(dtype)
 
 
+def gaussian_filter_valid(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """Valid correlation of every channel of x [B, C, H, W] with the separable window outer(g, g) ->
+    [B, C, H - k + 1, W - k + 1], as two depthwise 1-D convolutions. On the CPU the maps go channels_last first:
+    oneDNN's depthwise kernels are an order of magnitude faster in that layout (same sums)."""
+    c, k = x.shape[1], g.shape[0]
+    if x.device.type == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return F.conv2d(F.conv2d(x, g.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c),
+                    g.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
+
+
 def infer_value_range(img: torch.Tensor) -> torch.Tensor:
     """Per-image dynamic range L [B] as in the reference: (255 if max > 128 else 1) - (-1 if min < -0.5 else 0)."""
     flat = img.flatten(1)
@@ -64,14 +75,11 @@ def ssim_and_cs(img1: torch.Tensor, img2: torch.Tensor, window_size: int = 11, s
         L = torch.full((b, 1, 1, 1), float(val_range), dtype=img1.dtype, device=img1.device)
     c1, c2 = (0.01 * L) ** 2, (0.03 * L) ** 2
 
-    # the 2-D window is an outer product, so the valid 2-D convolution is done as two 1-D passes; the five
-    # filtered maps (x, y, x², y², xy) go through one grouped convolution
+    # the 2-D window is an outer product, so the valid 2-D convolution is done as two 1-D passes over the five
+    # stacked maps (x, y, x², y², xy)
     g = gaussian_1d(real, sigma, img1.dtype).to(img1.device)
-    n = 5 * c
     stack = torch.cat([img1, img2, img1 * img1, img2 * img2, img1 * img2], 1)
-    out = F.conv2d(F.conv2d(stack, g.view(1, 1, real, 1).expand(n, 1, real, 1), groups=n),
-                   g.view(1, 1, 1, real).expand(n, 1, 1, real), groups=n)
-    mu1, mu2, e11, e22, e12 = out.split(c, dim=1)
+    mu1, mu2, e11, e22, e12 = gaussian_filter_valid(stack, g).split(c, dim=1)
     mu1_sq, mu2_sq, mu1_mu2 = mu1 * mu1, mu2 * mu2, mu1 * mu2
     sigma1_sq = e11 - mu1_sq
     sigma2_sq = e22 - mu2_sq

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 
 if TYPE_CHECKING:
-    import lpips as lpips_pkg
+    from zoo_metrics.lpips_net import LPIPSAlex
 
-_LPIPS_CACHE: dict[str, lpips_pkg.LPIPS] = {}
+_LPIPS_CACHE: dict[str, LPIPSAlex] = {}
 
 
 def check_option_applies(options: Any, name: str, applies: bool, why: str) -> None:
@@ -36,16 +36,18 @@ def check_option_applies(options: Any, name: str, applies: bool, why: str) -> No
         raise InputError(f"option {name}={value} has no effect: {why}")
 
 
-def lpips_network(device: str | torch.device = "cpu") -> lpips_pkg.LPIPS:
-    """lpips.LPIPS(net='alex', version='0.1') with the real ImageNet AlexNet backbone (built by zoo_metrics'
-    `build_lpips_alex`, never random weights; raises CheckpointError with the fix when the backbone is missing).
-    Frozen, eval mode, cached per device for the whole process."""
+def lpips_network(device: str | torch.device = "cpu") -> LPIPSAlex:
+    """LPIPS-AlexNet v0.1 (zoo_metrics' `LPIPSAlex`: lpips.LPIPS(net='alex', version='0.1')'s weights and math, with
+    the real ImageNet AlexNet backbone loaded by `build_lpips_alex`, never random weights; raises CheckpointError with
+    the fix when the backbone is missing). `model(x, y)` -> [B, 1, 1, 1] as lpips.LPIPS. Frozen, eval mode, cached
+    per device for the whole process."""
     key = str(torch.device(device))
     if key not in _LPIPS_CACHE:
         from zoo_metrics.lpips_metric import build_lpips_alex
+        from zoo_metrics.lpips_net import LPIPSAlex
 
         model, _ = build_lpips_alex(device)
-        _LPIPS_CACHE[key] = model
+        _LPIPS_CACHE[key] = LPIPSAlex.from_lpips(model)
     return _LPIPS_CACHE[key]
 
 
@@ -65,25 +67,18 @@ class Perceptual:
     `distance(features(x), features(y))` equals `lpips_model(resize(x), resize(y)).flatten()`.
     """
 
-    def __init__(self, model: lpips_pkg.LPIPS, size: int | None) -> None:
+    def __init__(self, model: LPIPSAlex, size: int | None) -> None:
         self.model = model
         self.size = size
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        from lpips import normalize_tensor
-
         if self.size is not None:
             x = resize_to(x, self.size)
-        outs = self.model.net(self.model.scaling_layer(x))
-        return [normalize_tensor(o) for o in outs]
+        return self.model.features(x)
 
     def distance(self, f0: Sequence[torch.Tensor], f1: Sequence[torch.Tensor]) -> torch.Tensor:
         """Per-image LPIPS [B] between two feature lists."""
-        total = None
-        for k, (a, b) in enumerate(zip(f0, f1)):
-            d = self.model.lins[k]((a - b) ** 2).mean((1, 2, 3))
-            total = d if total is None else total + d
-        return total
+        return self.model.distance(f0, f1)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.distance(self.features(x), self.features(y))

@@ -176,7 +176,7 @@ def project(
 
     noises: list[list[torch.Tensor]] | None = None
     fixed: list[torch.Tensor] | None = None
-    if o.optimize_noise:
+    if o.optimize_noise and g.fixed_noise():  # StyleGAN3 has no noise maps
         base = [torch.randn(tuple(m.shape), generator=gen).to(dev) for m in g.fixed_noise()]
         if noise_init is None:
             noises = [[m.clone().requires_grad_(True) for m in base] for _ in range(n)]
@@ -252,6 +252,7 @@ class OptimInverter(EmbeddedOptionsMixin, Inverter):
 
     name = "optim"
     kind = "optimization"
+    generators = ("stylegan2", "stylegan3")
     latent_space = "W"
     w_plus = False
     batchable = True

@@ -161,7 +161,8 @@ class PTITuning:
         """Tune a fresh copy of the weights on one image. Returns (deltas of changed parameters, reconstruction
         [1, 3, H, W] through the stored deltas' generator, steps run, last LPIPS)."""
         o = self.options
-        orig = dict(g.named_parameters())
+        # a generator may name what pivotal tuning changes (StyleGAN3: synthesis without the Fourier input layer)
+        orig = g.tuning_parameters() if hasattr(g, "tuning_parameters") else dict(g.named_parameters())
         params = {k: p.detach().clone().requires_grad_(True) for k, p in orig.items()}
         opt = torch.optim.Adam(params.values(), lr=o.lr)
         perc = st.perceptual
@@ -229,6 +230,7 @@ class PTIInverter(EmbeddedOptionsMixin, PTITuning, Inverter):
 
     name = "pti"
     kind = "optimization"
+    generators = ("stylegan2", "stylegan3")
     latent_space = "W & weights"
     changes_generator = True
     batchable = True  # the pivot projection is batched; the tuning runs image by image

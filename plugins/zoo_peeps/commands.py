@@ -75,13 +75,15 @@ def train_attributes(domain: str, out: str | None, threads: int | None) -> None:
 
 @click.command("directions")
 @domain_option
+@out_option
 @threads_option
-def train_directions(domain: str, threads: int | None) -> None:
-    """Fit InterFaceGAN editing directions in W with the attribute scorers and install them."""
+def train_directions(domain: str, out: str | None, threads: int | None) -> None:
+    """Fit the editing directions (InterFaceGAN boundaries, StyleSpace channels, edited regions) from
+    renderer-labelled reconstructions and install them; rerun to resume."""
     from .directions import run_directions
 
     _threads(threads)
-    click.echo(json.dumps(run_directions(), indent=2, default=str))
+    click.echo(json.dumps(run_directions(_run_dir(out, "directions")), indent=2, default=str))
 
 
 def add_commands(cli: click.Group) -> None:

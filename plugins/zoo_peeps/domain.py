@@ -91,15 +91,16 @@ class PeepsDomain(Domain):
     def _load_net(self, role: str, net: torch.nn.Module, device: str | torch.device) -> torch.nn.Module:
         spec = self.weights.get(role)
         if spec is None:
-            raise CheckpointError(f"peeps has no '{role}' weights yet: run `zoo train {role} --domain peeps`")
+            raise CheckpointError(f"{self.name} has no '{role}' weights yet: run "
+                                  f"`zoo train {role} --domain {self.name}`")
         path = spec.resolve()
         try:
             state = load_file(str(path))
         except Exception as exc:  # noqa: BLE001 - truncated / foreign file
             raise CheckpointError(f"{path}: not a readable safetensors file ({type(exc).__name__}); retrain it: "
-                                  f"`zoo train {role} --domain peeps`") from None
+                                  f"`zoo train {role} --domain {self.name}`") from None
         load_checked(net, {k: v.float() for k, v in state.items()}, str(path),
-                     f"retrain it: `zoo train {role} --domain peeps`")
+                     f"retrain it: `zoo train {role} --domain {self.name}`")
         net.eval().to(device)
         for p in net.parameters():
             p.requires_grad_(False)
@@ -115,16 +116,30 @@ class PeepsDomain(Domain):
         net = self.attribute_model(device)
         return {name: (lambda x, n=name: net(x)[n]) for name in (*ATTRIBUTES, *POSE)}
 
-    def directions(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    def _direction_tensors(self) -> dict[str, torch.Tensor]:
         spec = self.weights.get("directions")
-        if spec is None:
-            return {}
-        return {k: v.float().to(device) for k, v in load_file(str(spec.resolve())).items()}
+        return {} if spec is None else load_file(str(spec.resolve()))
 
-    def direction_fit(self) -> dict[str, dict]:
+    def _direction_meta(self, key: str) -> dict:
         spec = self.weights.get("directions")
         if spec is None:
             return {}
         with safe_open(str(spec.resolve()), "pt") as f:
             meta = f.metadata() or {}
-        return json.loads(meta.get("fit", "{}"))
+        return json.loads(meta.get(key, "{}"))
+
+    def directions(self, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        return {k: v.float().to(device) for k, v in self._direction_tensors().items() if "/" not in k}
+
+    def direction_fit(self) -> dict[str, dict]:
+        return self._direction_meta("fit")
+
+    def edit_region(self, direction: str, device: str | torch.device = "cpu") -> torch.Tensor | None:
+        """0/1 mask [32, 32] of the pixels `direction`'s attribute occupies (from the renderer; see
+        zoo_peeps.directions.edit_regions), None for directions without one (rotation, GANSpace components)."""
+        region = self._direction_tensors().get(f"region/{direction}")
+        return None if region is None else region.float().to(device)
+
+    def stylespace_channels(self) -> dict[str, str]:
+        """StyleSpace channel per attribute, e.g. {'smile': '-s3_118'} (official detection; see directions.py)."""
+        return self._direction_meta("stylespace")

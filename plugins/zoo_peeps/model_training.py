@@ -27,9 +27,10 @@ class SmallNetConfig:
     degrade: float = 0.5  # probability of blur/noise augmentation (robustness to GAN reconstructions)
 
 
-def identity_keys(labels: pd.DataFrame) -> np.ndarray:
-    """One string per image naming its identity (the identity-bearing options, not the seed: seeds can collide)."""
-    return labels[list(IDENTITY_COLUMNS)].astype(str).agg("|".join, axis=1).to_numpy()
+def identity_keys(labels: pd.DataFrame, columns: tuple[str, ...] = IDENTITY_COLUMNS) -> np.ndarray:
+    """One string per image naming its identity (the identity-bearing options, not the seed: seeds can collide);
+    `columns`: the identity-bearing label columns (another domain passes its own)."""
+    return labels[list(columns)].astype(str).agg("|".join, axis=1).to_numpy()
 
 
 def degrade(x: torch.Tensor, p: float, gen: torch.Generator) -> torch.Tensor:
@@ -53,11 +54,12 @@ def _batches(n: int, batch: int, gen: torch.Generator):
         yield perm[i : i + batch]
 
 
-def train_identity(images: torch.Tensor, labels: pd.DataFrame, cfg: SmallNetConfig) -> tuple[IdentityEmbedder, dict]:
-    """Train with a CosFace head over identities; images [N, 3, 32, 32] in [-1, 1]."""
+def train_identity(images: torch.Tensor, labels: pd.DataFrame, cfg: SmallNetConfig,
+                   key_columns: tuple[str, ...] = IDENTITY_COLUMNS) -> tuple[IdentityEmbedder, dict]:
+    """Train with a CosFace head over identities (`key_columns` of `labels`); images [N, 3, 32, 32] in [-1, 1]."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    keys = identity_keys(labels)
+    keys = identity_keys(labels, key_columns)
     classes, y = np.unique(keys, return_inverse=True)
     y = torch.from_numpy(y).long()
     model, head = IdentityEmbedder(), CosFaceHead(128, len(classes))
@@ -91,11 +93,11 @@ def embed(model: torch.nn.Module, images: torch.Tensor, batch: int = 256) -> tor
 
 @torch.no_grad()
 def verification(model: IdentityEmbedder, images: torch.Tensor, labels: pd.DataFrame, seed: int = 0,
-                 threshold: float | None = None) -> dict:
+                 threshold: float | None = None, key_columns: tuple[str, ...] = IDENTITY_COLUMNS) -> dict:
     """Verification on all same-identity pairs and as many random different-identity pairs.
 
     Returns accuracy at `threshold` (or at the best threshold when None), ROC-AUC and the threshold."""
-    keys = identity_keys(labels)
+    keys = identity_keys(labels, key_columns)
     emb = embed(model, images)
     sims = emb @ emb.t()
     n = len(keys)

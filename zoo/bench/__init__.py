@@ -1,6 +1,7 @@
 """`zoo bench`: benchmark inverters × domains × metrics with an editing sweep, resumable per image.
 
-Modules: `config` (BenchConfig), `units` (work units, `run_units`), `evaluate` (metrics and edits), `cache`
+Modules: `config` (BenchConfig), `units` (work units, `run_units`), `executors` (where units run: in this process
+or on Ray workers, `ray_executor` / `ray_worker`), `evaluate` (metrics and edits), `cache`
 (crash-safe per-unit files), `timing` (latency / throughput), `inputs` (user image folders), `runner`
 (`run_bench`), `results` (results.json, rows, aggregates), `report` / `plots` / `html` (leaderboards, figures,
 HTML report), `compare` (run-to-run differences).

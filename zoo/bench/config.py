@@ -18,6 +18,8 @@ DEFAULT_LIMIT = 8  # images per split in a default run (0 = the whole split): 15
 QUICK_LIMIT = 8
 BOARD_MIN_LIMIT = 32  # a run is leaderboard-eligible with at least this many images per split (or the whole split)
 DEFAULT_RUNS_DIR = "zoo-runs"
+DEFAULT_VIDEO_FRAMES, QUICK_VIDEO_FRAMES = 24, 12  # --video: frames of each bench clip
+DEFAULT_VIDEO_PTI_STEPS, QUICK_VIDEO_PTI_STEPS = 350, 20  # --video: video PTI steps (stylegan3-editing default 350)
 
 
 @dataclass
@@ -32,6 +34,10 @@ class BenchConfig:
     images_dir: benchmark a user folder against the (single) domain instead of its splits.
     threads: torch.set_num_threads for the run (recorded with the timings; None keeps torch's default).
     options: per-method option overrides {method: {key: value}} (strings are converted to the declared types).
+    executor: "inprocess" (default) or "ray" (`address`, `workers`, `cpus_per_worker`, `gpus_per_worker`: see
+    zoo.bench.ray_executor; needs the `ray` extra).
+    video: add the video section (zoo.bench.video; `video_clips`, `video_frames`, `video_pti_steps`; runs in this
+    process after the image units).
     """
 
     methods: list[str] | None = None
@@ -58,6 +64,15 @@ class BenchConfig:
     report: bool = True  # render leaderboards and HTML (False: results.json and rows only; `zoo report` later)
     progress: bool | None = None  # None: tqdm bars only when stderr is a terminal
     fail_fast: bool = False  # re-raise a method's error instead of recording it and going on
+    executor: str = "inprocess"  # where units run: "inprocess" or "ray" (zoo.bench.executors)
+    address: str | None = None  # ray: cluster address ("auto", "HOST:PORT"); None starts a local cluster
+    workers: int | None = None  # ray: actors (None: as many as the cluster's CPUs / GPUs allow)
+    cpus_per_worker: float = 1.0  # ray: num_cpus per actor (its torch threads unless `threads` is set)
+    gpus_per_worker: float = 0.0  # ray: num_gpus per actor (> 0: workers run on CUDA)
+    video: bool = False  # the video section (zoo.bench.video): embedded clips, smoothing and video PTI per method
+    video_clips: list[str] | None = None  # embedded clip names (None: each domain's bench clip, peeps: mixed)
+    video_frames: int | None = None  # frames per clip (None: DEFAULT_VIDEO_FRAMES, quick QUICK_VIDEO_FRAMES)
+    video_pti_steps: int | None = None  # video PTI steps (None: 350, quick 20; 0: no video-PTI rows)
 
     def resolved(self) -> BenchConfig:
         """A copy with every None default made explicit (quick settings, device, out dir, steps)."""
@@ -77,6 +92,18 @@ class BenchConfig:
             raise InputError(f"--threads must be >= 1, got {c.threads}")
         if c.batch_size < 1 or c.throughput_batch < 1:
             raise InputError(f"batch sizes must be >= 1 (got --batch-size {c.batch_size})")
+        if c.executor not in ("inprocess", "ray"):
+            raise InputError(f"unknown executor '{c.executor}' (use inprocess or ray)")
+        if c.executor == "ray" and ((c.workers is not None and c.workers < 1) or c.cpus_per_worker <= 0
+                                    or c.gpus_per_worker < 0):
+            raise InputError("--workers must be >= 1, --cpus-per-worker > 0 and --gpus-per-worker >= 0")
+        if c.video_frames is None:
+            c.video_frames = QUICK_VIDEO_FRAMES if c.quick else DEFAULT_VIDEO_FRAMES
+        if c.video_pti_steps is None:
+            c.video_pti_steps = QUICK_VIDEO_PTI_STEPS if c.quick else DEFAULT_VIDEO_PTI_STEPS
+        if c.video and (c.video_frames < 5 or c.video_pti_steps < 0):
+            raise InputError(f"--video needs --video-frames >= 5 (the smoothing window) and --video-pti-steps >= 0 "
+                             f"(got {c.video_frames} and {c.video_pti_steps})")
         if c.timing_images < c.warmup + 1:
             raise InputError(f"timing_images ({c.timing_images}) must exceed warmup ({c.warmup})")
         if c.images_dir is not None:

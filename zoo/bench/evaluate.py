@@ -74,8 +74,10 @@ def editor_version(editor: Editor) -> str:
 # scorers and the identity embedder (as the official evaluation scripts, which score saved images), so an inverter
 # whose generator overshoots the range is scored on what a user sees. 3: every edit also records the image change
 # (mean |edited - unedited| over pixels and channels, on [-1, 1] images), the measure that stays when a domain has
-# no attribute scorers.
-EVAL_PROTOCOL = 3
+# no attribute scorers. 4: every edit also records the change inside the edited region (`Domain.edit_region`: where
+# the direction's attribute lies, what a person looks at; None without a region) and, per attribute score, whether
+# the scorer is independent of the direction (False when the editor chose the direction with that scorer).
+EVAL_PROTOCOL = 4
 # weight roles owned by inverters (their digests are part of each work unit's key, not of the evaluation)
 METHOD_ROLE_PREFIXES = ("encoder/",)
 
@@ -126,6 +128,7 @@ class Evaluator:
         self.notes: list[str] = []
         self._scorers: dict[str, Callable[[torch.Tensor], torch.Tensor]] | None = None
         self._embedder: Embedder | None | bool = False  # False = not loaded yet
+        self._regions: dict[str, torch.Tensor | None] = {}
         self.targets = self._edit_targets() if self.editors and self.steps else []
         if not self.editors:
             self.notes.append("editing sweep skipped (--editors none)" if editors_skipped
@@ -166,6 +169,14 @@ class Evaluator:
                 self._embedder = embed
         return self._embedder  # type: ignore[return-value]
 
+    def region(self, direction: str) -> torch.Tensor | None:
+        """The domain's 0/1 edited-region mask [H, W] for `direction` (cached), None when it has none."""
+        if direction not in self._regions:
+            fn = getattr(self.domain, "edit_region", None)
+            mask = fn(direction, self.device) if callable(fn) else None
+            self._regions[direction] = None if mask is None or float(mask.sum()) <= 0 else mask.float()
+        return self._regions[direction]
+
     def _edit_targets(self) -> list[EditTarget]:
         out = []
         for name, editor in self.editors.items():
@@ -179,6 +190,10 @@ class Evaluator:
             version = editor_version(editor)
             for direction in directions:
                 scorers = matching_scorers(direction, list(self.scorers))
+                used = set(_scorers_used(editor, direction, self.domain)) & set(scorers)
+                if used:
+                    self.notes.append(f"{name} '{direction}' was chosen with the scorer(s) {', '.join(sorted(used))}: "
+                                      "their attribute change along it is not an independent measure")
                 out.extend(EditTarget(name, version, direction, s, scorers) for s in self.steps)
         return out
 
@@ -216,8 +231,10 @@ class Evaluator:
         """Per-image edit entries [{target.key: {...}}] for the B images of `inversion`.
 
         base: the unedited reconstructions [B, 3, H, W]; the attribute change is scorer(edit) - scorer(base), the
-        ID kept is the cosine of identity embeddings of edit and base (None without identity model) and the image
-        change is mean |edit - base| over pixels and channels (on [-1, 1] images: 0 = unchanged, at most 2).
+        ID kept is the cosine of identity embeddings of edit and base (None without identity model), the image
+        change is mean |edit - base| over pixels and channels (on [-1, 1] images: 0 = unchanged, at most 2) and the
+        region change the same mean inside the domain's edited region of the direction (None without one). Each
+        attribute entry says whether its scorer is independent of the direction (`Editor.scorers_used`).
         """
         out: list[dict[str, Any]] = [{} for _ in range(len(base))]
         if not targets:
@@ -231,14 +248,23 @@ class Evaluator:
         for t in targets:
             edited = self.editors[t.editor].edit(inversion, t.direction, t.step).detach().float().clamp(-1, 1)
             ids = (embed(edited) * base_emb).sum(1).cpu().tolist() if embed is not None else [None] * len(base)
-            change = (edited - base.to(edited)).abs().mean((1, 2, 3)).cpu().tolist()
+            diff = (edited - base.to(edited)).abs().mean(1)  # [B, H, W]
+            change = diff.mean((1, 2)).cpu().tolist()
+            region = self.region(t.direction)
+            if region is not None and region.shape == diff.shape[1:]:
+                in_region = ((diff * region.to(diff)).sum((1, 2)) / region.sum()).cpu().tolist()
+            else:
+                in_region = [None] * len(base)
+            used = set(_scorers_used(self.editors[t.editor], t.direction, self.domain))
             attrs = {s: _scores(scorers[s], edited) for s in t.scorers}
             for i in range(len(base)):
                 out[i][t.key] = {
                     **asdict(t), "scorers": list(t.scorers), "eval": self.fingerprint,
                     "id": None if ids[i] is None else finite_or_none(ids[i]), "change": finite_or_none(change[i]),
+                    "change_region": None if in_region[i] is None else finite_or_none(in_region[i]),
                     "attributes": {s: {"base": finite_or_none(base_attr[s][i]), "edited": finite_or_none(v[i]),
-                                       "delta": finite_or_none(v[i] - base_attr[s][i])} for s, v in attrs.items()},
+                                       "delta": finite_or_none(v[i] - base_attr[s][i]), "independent": s not in used}
+                                   for s, v in attrs.items()},
                 }
         return out
 
@@ -256,6 +282,11 @@ def _current(entry: Any, version: str | None, fingerprint: str) -> bool:
     if not isinstance(entry, dict) or entry.get("eval") != fingerprint:
         return False
     return version is None or entry.get("version") == version
+
+
+def _scorers_used(editor: Editor, direction: str, domain: Domain) -> tuple[str, ...]:
+    fn = getattr(editor, "scorers_used", None)  # editors written before the method existed
+    return tuple(fn(direction, domain)) if callable(fn) else ()
 
 
 def _scores(scorer: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> list[float]:

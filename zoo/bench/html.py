@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from . import plots
 from .cache import ResultCache
 from .report import edit_frames, leaderboard_frame, table_keys, unavailable_notes
+from .video import video_table
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;
 margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
@@ -105,6 +106,9 @@ def render_html(results: Mapping[str, Any], run_dir: Path, figures: dict[str, by
     toc = [f'<li><a href="#{_anchor(d, s_)}">{esc(d)} / {esc(s_)}</a></li>' for d, s_ in keys]
     if frames:
         toc.append(f'<li><a href="#editing-tables">Editing tables</a> ({len(frames)}, collapsed)</li>')
+    video = video_table(results)
+    if video is not None:
+        toc.append('<li><a href="#video">Video (embedded clips)</a></li>')
     toc.append('<li><a href="#configuration">Configuration and environment</a></li>')
     parts.append('<nav><h2>Contents</h2><ul>' + "".join(toc) + "</ul></nav>")
     for domain, split in keys:
@@ -118,7 +122,7 @@ def render_html(results: Mapping[str, Any], run_dir: Path, figures: dict[str, by
         parts.append("<h3>Reconstructions</h3>" + grid_html(results, run_dir, domain, split))
         curves = [(plots.edit_curves(results, domain, split, m), f"edits_{m}_{tag}.png", alt) for m, alt in
                   (("id", "ID kept vs step"), ("attribute", "attribute change vs step"),
-                   ("change", "image change vs step"))]
+                   ("change", "image change vs step"), ("change_region", "edited-region change vs step"))]
         if any(png for png, _, _ in curves):
             parts.append("<h3>Editing sweep</h3>")
             parts += [plot(png, name, alt) for png, name, alt in curves]
@@ -129,6 +133,13 @@ def render_html(results: Mapping[str, Any], run_dir: Path, figures: dict[str, by
         for title, table in frames:
             parts.append(f"<details><summary>{esc(title)}</summary>"
                          + table.to_html(index=False, escape=True, border=0) + "</details>")
+    if video is not None:  # the bench's video section (zoo bench --video), the leaderboard's table
+        vframe, vnote, vnotes = video
+        parts.append('<h2 id="video">Video (embedded clips)</h2>')
+        if vframe is not None:
+            parts.append(vframe.to_html(index=False, escape=True, border=0, classes="video"))
+        parts.append(f'<p class="note">{esc(vnote)}</p>')
+        parts += [f'<p class="note">{esc(n)}</p>' for n in vnotes]
     cfg = json.dumps(results.get("config", {}), indent=1, default=str)
     parts.append(f'<details id="configuration"><summary>configuration and environment</summary><pre>{esc(cfg)}\n\n'
                  f"{esc(json.dumps(env, indent=1, default=str))}</pre></details>")

@@ -97,7 +97,8 @@ def edit_curves(results: Mapping[str, Any], domain: str, split: str, measure: st
         ax.set_title(f"{editor}: {direction}" + (f" ({scorer})" if scorer and scorer != direction else ""),
                      fontsize=9)
         ax.set_xlabel("step")
-        ax.set_ylabel({"id": "ID kept ↑", "change": "image change (mean |Δ|)"}.get(measure, f"Δ {scorer}"))
+        ax.set_ylabel({"id": "ID kept ↑", "change": "image change (mean |Δ|)",
+                       "change_region": "region change (mean |Δ|)"}.get(measure, f"Δ {scorer}"))
         ax.grid(True, alpha=0.3)
     labels: dict[str, Any] = {}
     for ax in axes:  # one legend for the figure, below the panels (never over the curves)
@@ -106,6 +107,7 @@ def edit_curves(results: Mapping[str, Any], domain: str, split: str, measure: st
     if labels:
         fig.legend(list(labels.values()), list(labels), loc="outside lower center", ncols=min(len(labels), 6),
                    fontsize=8)
-    what = {"id": "ID kept", "change": "image change"}.get(measure, "attribute change")
+    what = {"id": "ID kept", "change": "image change", "change_region": "edited-region change"}.get(
+        measure, "attribute change")
     fig.suptitle(f"{what} vs step — {domain}/{split}")
     return _png(fig)

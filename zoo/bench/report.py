@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from .cache import atomic_write_bytes
+from .results import machines_line
 
 ARROW = {True: "↑", False: "↓"}
 FILES = {"markdown": "leaderboard.md", "csv": "leaderboard.csv", "csv_schema": "leaderboard_schema.csv",
@@ -138,10 +139,10 @@ def edit_frames(results: Mapping[str, Any], matched_only: bool = False) -> list[
         return []
     df["scorer"] = df["scorer"].fillna("")
     if matched_only:
-        df = df[df["measure"].isin(["id", "change"]) | (df["scorer"] == df["direction"])]
+        df = df[df["measure"].isin(["id", "change", "change_region"]) | (df["scorer"] == df["direction"])]
     out = []
     keys = ["domain", "split", "editor", "direction", "measure", "scorer"]
-    df = df.assign(_id_first=df["measure"].map({"id": 0, "change": 1}).fillna(2))
+    df = df.assign(_id_first=df["measure"].map({"id": 0, "change": 1, "change_region": 1.5}).fillna(2))
     order = ["domain", "split", "editor", "direction", "_id_first", "scorer"]
     for key, part in df.sort_values(order, kind="stable").groupby(keys, sort=False):
         domain, split, editor, direction, measure, scorer = key
@@ -149,26 +150,37 @@ def edit_frames(results: Mapping[str, Any], matched_only: bool = False) -> list[
         table = cells.pivot(index="method", columns="step", values="cell")
         table = table.reindex(list(dict.fromkeys(part["method"])))
         table.columns = [f"{c:+g}" if c else "0" for c in table.columns]
-        what = {"id": "ID kept ↑", "change": "image change (mean |Δ|)"}.get(measure, f"Δ {scorer}")
+        what = {"id": "ID kept ↑", "change": "image change (mean |Δ|)",
+                "change_region": "edited-region change (mean |Δ|)"}.get(measure, f"Δ {scorer}")
         out.append((f"{domain}/{split} — {editor}: {direction} — {what}", table.reset_index()))
     return out
 
 
 def leaderboard_markdown(results: Mapping[str, Any]) -> str:
-    """Only the leaderboards (one per domain/split) with their notes: what `zoo bench` prints."""
+    """Only the leaderboards (one per domain/split) with their notes, and the video section of a `--video` run:
+    what `zoo bench` prints."""
     lines: list[str] = []
     for domain, split in table_keys(results):
         lines += [f"## {domain} / {split}", "", leaderboard_frame(results, domain, split, False).to_markdown(
             index=False, disable_numparse=True), ""]
         notes = unavailable_notes(results, domain)
         lines += [f"- {n}" for n in notes] + ([""] if notes else [])
+    from .cross_domain import cross_domain_markdown
+
+    lines += cross_domain_markdown(results)
     lines.append("Time: per-image latency at batch size 1, median over images after warm-up (IQR in brackets)."
                  + (" Not leaderboard-eligible: measured on a busy machine (load above the cores) for "
-                    f"{'; '.join(results['timing_busy'])}." if results.get("timing_busy") else ""))
+                    f"{'; '.join(results['timing_busy'])}." if results.get("timing_busy") else "")
+                 + (f" Measured on {len(machines)} different machines, not comparable with each other: "
+                    f"{machines_line(machines)}." if len(machines := results.get("timing_machines") or []) > 1 else ""))
     unavailable = results.get("unavailable_methods", [])
     if unavailable:
         lines += ["", "Not benchmarked (weights not available):", ""]
         lines += [f"- {u['method']} on {u['domain']}: {u['reason']}" for u in unavailable]
+    if results.get("video"):  # zoo bench --video
+        from .video import video_markdown
+
+        lines += [""] + video_markdown(results)
     return "\n".join(lines) + "\n"
 
 

@@ -112,7 +112,8 @@ def unit_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for e in rec.get("edits", {}).values():
             attrs = {f"attr.{s}": a.get("delta") for s, a in e.get("attributes", {}).items()}
             rows.append({"kind": "edit", **base, "editor": e["editor"], "direction": e["direction"],
-                         "step": e["step"], "id": e.get("id"), "change": e.get("change"), **attrs})
+                         "step": e["step"], "id": e.get("id"), "change": e.get("change"),
+                         "change_region": e.get("change_region"), **attrs})
     return rows
 
 
@@ -161,6 +162,8 @@ def aggregate_edits(records: Sequence[Mapping[str, Any]]) -> list[EditAggregate]
             head = (u["method"], u["domain"], u["split"], e["editor"], e["direction"], float(e["step"]))
             groups.setdefault((*head, "id", None), []).append(e.get("id"))
             groups.setdefault((*head, "change", None), []).append(e.get("change"))
+            if e.get("change_region") is not None:
+                groups.setdefault((*head, "change_region", None), []).append(e.get("change_region"))
             for s, a in e.get("attributes", {}).items():
                 groups.setdefault((*head, "attribute", s), []).append(a.get("delta"))
     out: list[EditAggregate] = []
@@ -173,10 +176,42 @@ def aggregate_edits(records: Sequence[Mapping[str, Any]]) -> list[EditAggregate]
 
 
 def unit_seconds(records: Sequence[Mapping[str, Any]], method: str, domain: str) -> dict[str, Any]:
-    """Mean ± stderr of the per-image seconds the units reported (batched methods: batch time / batch size)."""
-    mean, se, n = mean_stderr(r.get("seconds") for r in records
-                              if r["unit"]["method"] == method and r["unit"]["domain"] == domain)
-    return {"mean_s": mean, "stderr_s": se, "n": n}
+    """Mean ± stderr of the per-image seconds the units reported (batched methods: batch time / batch size), and
+    the hosts that computed them (several with a distributed executor: then they mix machines)."""
+    mine = [r for r in records if r["unit"]["method"] == method and r["unit"]["domain"] == domain]
+    mean, se, n = mean_stderr(r.get("seconds") for r in mine)
+    return {"mean_s": mean, "stderr_s": se, "n": n, "hosts": sorted({str(r["host"]) for r in mine if r.get("host")})}
+
+
+MACHINE_FIELDS = ("host", "processor", "device", "device_name", "threads")
+
+
+def timing_machines(timing: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct machines (host, CPU model, device, device name, threads) the latency / throughput records were
+    measured on, each with the methods timed there; more than one means a board's times are not like with like.
+    A record without a host (older runs) joins the one host that has the same other fields, if there is one."""
+    def others(t: Mapping[str, Any]) -> str:
+        return json.dumps([t.get(k) for k in MACHINE_FIELDS[1:]], default=str)
+
+    hosts: dict[str, set[str]] = {}
+    for t in timing:
+        if t.get("host"):
+            hosts.setdefault(others(t), set()).add(str(t["host"]))
+    out: dict[str, dict[str, Any]] = {}
+    for t in timing:
+        same = hosts.get(others(t), set())
+        machine = {k: t.get(k) for k in MACHINE_FIELDS}
+        if not machine["host"] and len(same) == 1:  # an older record without a host: the one host with its hardware
+            machine["host"] = next(iter(same))
+        entry = out.setdefault(json.dumps(machine, sort_keys=True, default=str), {**machine, "methods": []})
+        entry["methods"].append(f"{t.get('method')} on {t.get('domain')}")
+    return list(out.values())
+
+
+def machines_line(machines: Sequence[Mapping[str, Any]]) -> str:
+    """'host-a (Xeon …, cpu, 1 threads): psp on peeps; host-b (…): e4e on peeps'."""
+    return "; ".join(f"{m.get('host') or '?'} ({m.get('device_name') or m.get('processor')}, {m.get('device')}, "
+                     f"{m.get('threads')} threads): {', '.join(m.get('methods', []))}" for m in machines)
 
 
 # ---------------------------------------------------------------------------------------------------- provenance

@@ -27,9 +27,9 @@ from . import results as res
 from .cache import ResultCache, atomic_write_bytes
 from .config import BOARD_MIN_LIMIT, BenchConfig
 from .evaluate import Evaluator
+from .executors import Executor, MethodJob, make_executor
 from .inputs import load_folder
-from .timing import time_method
-from .units import WorkUnit, canonical_json, is_batchable, make_units, resolved_options, run_units
+from .units import WorkUnit, canonical_json, is_batchable, make_units, resolved_options
 
 if TYPE_CHECKING:
     from ..domain import Domain
@@ -133,6 +133,10 @@ def run_bench(config: BenchConfig, *, log: Log | None = None) -> BenchOutcome:
     log = log or _stderr
     cfg = config.resolved()
     plan = resolve(cfg)
+    if cfg.video:
+        from .video import check_video
+
+        check_video(cfg, plan)  # unknown clips fail before any work
     zlog.debug(f"bench: resolved configuration {cfg.to_dict()}")
     for name, opts in plan.options.items():
         zlog.debug(f"bench: {name} runs with options {opts}"
@@ -140,14 +144,18 @@ def run_bench(config: BenchConfig, *, log: Log | None = None) -> BenchOutcome:
     threads = torch.get_num_threads()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+    executor: Executor | None = None
     try:
-        return _run(cfg, plan, log)
+        executor = make_executor(cfg, list(plan.metrics), list(plan.editors), log)
+        return _run(cfg, plan, log, executor)
     finally:
+        if executor is not None:
+            executor.close()
         zprogress.stop()
         torch.set_num_threads(threads)
 
 
-def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
+def _run(cfg: BenchConfig, plan: Plan, log: Log, executor: Executor) -> BenchOutcome:
     from .. import registry
     from .report import output_paths, render_run
 
@@ -216,15 +224,13 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
                     groups.append((mname, dname, split, len(units)))
                     grids[f"{dname}/{split}"]["methods"][mname] = [u.key for u in units[: cfg.grid_images]]
                 tracker.plan(len(units_all))
-                for split, units in planned.items():
-                    records += run_units(units, inverter, evaluator, images=data[split][0], cache=cache,
-                                         batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress,
-                                         desc=f"{mname} {dname}/{split}")
+                job = MethodJob(mname, opts, inverter, domain, evaluator, planned,
+                                {split: images for split, (images, _) in data.items()}, weights, cache)
+                records += executor.run(job)  # in this process, or on Ray workers (zoo.bench.executors)
                 timed = data[cfg.split][0]
                 idx = [i % len(timed) for i in range(cfg.timing_images)]
                 tracker.phase(f"timing {cfg.timing_images} images at batch size 1")
-                t = time_method(inverter, domain, timed[idx], warmup=cfg.warmup, throughput_batch=cfg.throughput_batch,
-                                weights=weights, cache=cache, progress=cfg.progress)
+                t = executor.time(job, timed[idx])
                 timing.append({**t, "units": res.unit_seconds(records, mname, dname)})
                 for busy in res.timing_busy([t]):
                     log(f"warning: timed {busy}: the machine was busy, this time is not leaderboard-eligible")
@@ -240,6 +246,17 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
             log(f"note: {note}")
 
     tracker.finish()
+    video = None
+    if cfg.video:  # zoo.bench.video: embedded clips, with/without smoothing and video PTI, per method
+        from .video import run_video_section
+
+        video = run_video_section(cfg, plan, run_dir, cache, log, inverters=inverters,
+                                  skip={(u["method"], u["domain"]) for u in unavailable_methods})
+        failures += [dict(f, error=f"video {f['clip']}: {f['error']}") for f in video["failures"]]
+    machines = res.timing_machines(timing)
+    if len(machines) > 1:
+        log(f"warning: the times were measured on {len(machines)} different machines ({res.machines_line(machines)});"
+            " they are not comparable with each other")
     metrics_info = {n: {"higher_is_better": bool(m.higher_is_better), "version": str(m.version),
                         "title": m.card.title} for n, m in plan.metrics.items()}
     results: dict[str, Any] = {
@@ -249,6 +266,7 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
         "leaderboard_eligible": (not cfg.quick and (cfg.limit == 0 or cfg.limit >= BOARD_MIN_LIMIT)
                                  and cfg.images_dir is None and not failures),
         "timing_eligible": not res.timing_busy(timing), "timing_busy": res.timing_busy(timing),
+        "timing_machines": machines, "executor": executor.describe(),
         "methods": methods_info, "domains": domains_info, "metrics": metrics_info,
         "editors": {n: e.describe() for n, e in plan.editors.items()},
         "aggregates": res.aggregate_scores(records, groups, {n: i["higher_is_better"] for n, i in
@@ -257,6 +275,8 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log) -> BenchOutcome:
         "unavailable_methods": unavailable_methods, "inputs": inputs_info, "grids": grids, "rows_path": res.ROWS_FILE,
         "outputs": {k: str(p.relative_to(run_dir)) for k, p in output_paths(run_dir).items()} if cfg.report else {},
     }
+    if video is not None:
+        results["video"] = video
     res.write_rows(run_dir / res.ROWS_FILE, res.unit_rows(records))
     res.write_results(run_dir, results)
     outputs = render_run(results, run_dir) if cfg.report else {}

@@ -142,7 +142,8 @@ def time_method(inverter: Inverter, domain: Domain, images: torch.Tensor, *, war
         med = latency.get("median_s")
         throughput = {"batch_size": 1, "images_per_s": 1 / med if med else None, "measured": False}
     record = {"method": inverter.name, "domain": domain.name, "latency": latency, "throughput": throughput,
-              **timing_env(inverter, domain), "timer": "Inversion.seconds (Inverter.clock, CUDA-synchronised)",
+              **timing_env(inverter, domain), "host": platform.node(),
+              "timer": "Inversion.seconds (Inverter.clock, CUDA-synchronised)",
               "load_before": load_before, "load_after": machine_load(), "cpu_freq": cpu_frequency()}
     if cache is not None:
         cache.save_timing(key, record)

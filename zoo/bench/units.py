@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import platform
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -194,7 +195,8 @@ def _invert_block(block: list[int], units: Sequence[WorkUnit], images: torch.Ten
             records[i] = cached[i]
             continue
         rec = {"unit": units[i].to_dict(), "seconds": float(inv.seconds[j]), "batch_size": len(block),
-               "device": str(inverter.device), "threads": torch.get_num_threads(), "renderable": renderable,
+               "device": str(inverter.device), "threads": torch.get_num_threads(), "host": platform.node(),
+               "renderable": renderable,
                "latent_shape": list(inv.latents.shape[1:]), "scores": scores[j], "edits": edits[j],
                "created_at": _now()}
         tensors = {"reconstruction": recon[j].to(torch.float16), "latents": inv.latents[j].float()}

@@ -10,6 +10,8 @@ import click
 
 from .. import __version__
 from .. import log as zlog
+from .adapt_cmd import adapt_command
+from .align_cmd import align_command
 from .bench import bench_command, compare_command, report_command
 from .domain_cmd import domain_group
 from .group import CommandGroup, ZooCLI
@@ -18,6 +20,7 @@ from .list_cmd import list_command
 from .plugins_cmd import plugins_command
 from .show_cmd import show_command
 from .train_cmd import train_group
+from .video_cmd import video_group
 from .weights_cmd import weights_command
 
 
@@ -36,7 +39,8 @@ def main(quiet: int, verbose: int) -> None:
 
 
 for _command in (list_command, show_command, plugins_command, train_group, bench_command, report_command,
-                 compare_command, weights_command, invert_command, edit_command, directions_command, domain_group):
+                 compare_command, weights_command, invert_command, edit_command, directions_command, domain_group,
+                 video_group, adapt_command, align_command):
     main.add_command(_command)
 
 __all__ = ["CommandGroup", "ZooCLI", "main"]

@@ -63,10 +63,29 @@ def _method_options(pairs: tuple[str, ...], methods: list[str] | None = None) ->
 @click.option("--threads", type=click.IntRange(min=1), help="torch CPU threads (default: torch's choice).")
 @click.option("--no-report", is_flag=True, help="Write results.json and rows only (render later: zoo report).")
 @click.option("--progress/--no-progress", default=None, help="tqdm bars (default: when stderr is a terminal).")
+@click.option("--executor", type=click.Choice(["inprocess", "ray"]), default="inprocess", show_default=True,
+              help="Where the work units run: this process, or Ray workers (needs `pip install 'inversion-zoo[ray]'`).")
+@click.option("--address", metavar="auto|HOST:PORT", help="Ray: the cluster to join (`ray start --head` prints it; "
+              "auto = the one on this machine); default: start a local cluster.")
+@click.option("--workers", type=click.IntRange(min=1), help="Ray: worker actors (default: as many as the cluster's "
+              "CPUs / GPUs allow).")
+@click.option("--cpus-per-worker", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="Ray: CPUs per worker (its torch threads unless --threads is given).")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Ray: GPUs per worker (> 0: workers run on CUDA).")
+@click.option("--video", is_flag=True, help="Add the video section: each method on the domain's embedded bench "
+              "clip, with and without smoothing and video PTI (flicker, temporal error; docs/video.md).")
+@click.option("--video-clips", metavar="A,B", help="--video: embedded clips (default: the domain's bench clip, "
+              "peeps: mixed).")
+@click.option("--video-frames", type=click.IntRange(min=5), help="--video: frames per clip (default 24, quick 12).")
+@click.option("--video-pti-steps", type=click.IntRange(min=0), help="--video: video PTI steps (default 350, quick 20; "
+              "0 = no video-PTI rows).")
 def bench_command(methods: str | None, domains: str, metrics: str | None, editors: str | None, steps: str | None,
                   limit: int | None, quick: bool, device: str, out: str | None, resume: bool,
                   images_dir: str | None, batch_size: int, seed: int, no_ood: bool, option_pairs: tuple[str, ...],
-                  threads: int | None, no_report: bool, progress: bool | None) -> None:
+                  threads: int | None, no_report: bool, progress: bool | None, executor: str, address: str | None,
+                  workers: int | None, cpus_per_worker: float, gpus_per_worker: float, video: bool,
+                  video_clips: str | None, video_frames: int | None, video_pti_steps: int | None) -> None:
     """Benchmark inverters: reconstruction metrics, time and an editing sweep; resumable (same --out)."""
     from ..bench import BenchConfig, run_bench
     from ..bench.config import latest_run_dir
@@ -84,7 +103,16 @@ def bench_command(methods: str | None, domains: str, metrics: str | None, editor
         steps=parse_steps(steps) if steps else None, limit=limit, quick=quick, device=device, out=out,
         batch_size=batch_size, seed=seed, ood=not no_ood, images_dir=images_dir,
         options=_method_options(option_pairs, _names(methods)), threads=threads, report=not no_report,
-        progress=progress)
+        progress=progress, executor=executor, address=address, workers=workers, cpus_per_worker=cpus_per_worker,
+        gpus_per_worker=gpus_per_worker, video=video, video_clips=_names(video_clips), video_frames=video_frames,
+        video_pti_steps=video_pti_steps)
+    video_only = [f for f, v in (("--video-clips", video_clips), ("--video-frames", video_frames),
+                                 ("--video-pti-steps", video_pti_steps)) if v is not None]
+    if video_only and not video:
+        raise InputError(f"{' and '.join(video_only)} only apply with --video")
+    ray_only = [f for f, v in (("--address", address), ("--workers", workers)) if v is not None]
+    if executor != "ray" and ray_only:
+        raise InputError(f"{' and '.join(ray_only)} only apply to --executor ray")
     if not config.domains:
         raise InputError("--domains needs at least one domain")
     editors_skipped = editors is not None and editors.strip().lower() == "none"

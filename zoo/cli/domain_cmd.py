@@ -80,6 +80,10 @@ def render(result: Any) -> None:
         if "format" in gen:
             arch = (f"channel multiplier {gen['channel_multiplier']}" if gen.get("channel_multiplier")
                     else f"channels {gen.get('channels')}")
+            if str(gen.get("network", "")).startswith("StyleGAN3"):
+                chans = list((gen.get("channels") or {}).values())
+                arch = (f"{gen['network']}, {gen.get('synthesis_layers')} synthesis layers (channels "
+                        f"{max(chans[:-1], default=0)} max)")
             rows += [["  format", gen["format"]],
                      ["  resolution", f"{gen['resolution']}x{gen['resolution']}"],
                      ["  styles / w_dim", f"{gen['n_styles']} x {gen['w_dim']}"],

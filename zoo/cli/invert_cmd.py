@@ -52,12 +52,19 @@ RENDER_TOLERANCE = 0.01  # a re-render further than this from the method's recon
                                               "(input sha256, method, version, options) are not inverted again.")
 @click.option("--overwrite", is_flag=True, help="Replace the earlier run / files in --out (inputs never).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto (CUDA if any).")
+@click.option("--bootstrap", default=None, metavar="SOURCE_DOMAIN",
+              help="ReStyle encoder bootstrapping: one step of SOURCE_DOMAIN's encoder, then this domain's "
+                   "(= -o bootstrap=SOURCE_DOMAIN; steps: -o target_steps=N, default 1).")
+@click.option("--transforms", "transforms_file", default=None, type=click.Path(dir_okay=False),
+              help="transforms.json of `zoo align`: invert the aligned crops, render each in its unaligned frame "
+                   "(StyleGAN3 domains; the image's (r, tx, ty) is saved with its inversion).")
 @click.option("--images", "images_option", multiple=True, type=click.Path(), hidden=True,
               help="Deprecated: pass files or folders as arguments.")
 @click.pass_context
 def invert_command(ctx: click.Context, method: str, inputs: tuple[str, ...], out: str, domain: str, split: str,
                    limit: int | None, options: tuple[str, ...], batch_size: int | None, resume: bool,
-                   overwrite: bool, device: str, images_option: tuple[str, ...]) -> None:
+                   overwrite: bool, device: str, images_option: tuple[str, ...], bootstrap: str | None = None,
+                   transforms_file: str | None = None) -> None:
     """Invert INPUTS (image files or folders; default: the domain's test split) with METHOD. Writes per image
     <name>.png (reconstruction) and <name>.inversion.safetensors (the whole inversion: `zoo edit --from`,
     Inversion.load), plus manifest.json, to --out, as each batch finishes. Ctrl-C keeps finished images;
@@ -75,8 +82,11 @@ def invert_command(ctx: click.Context, method: str, inputs: tuple[str, ...], out
     if paths and ctx.get_parameter_source("split") == click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("--split selects domain images when no INPUTS are given; drop it or the INPUTS")
     dom = registry.get_domain(domain)
+    if bootstrap:
+        options = (*options, f"bootstrap={bootstrap}")
     inverter = registry.create_inverter_for(method, dom, parse_option_strings(options, method), device=device)
     plan = plan_inputs(dom, paths, split, limit, DEFAULT_SPLIT_LIMIT)
+    poses = _unaligned_poses(transforms_file, plan, dom, device) if transforms_file else None
     out_dir = Path(out)
     guard = OutputGuard(plan.files, plan.folders)
     guard.check_out_dir(out_dir)
@@ -122,7 +132,8 @@ def invert_command(ctx: click.Context, method: str, inputs: tuple[str, ...], out
                     *(["--split", split] if not paths else []),
                     *(["--limit", limit] if limit is not None else []), *option_words("-o", options),
                     *(["--batch-size", batch_size] if batch_size is not None else []),
-                    *(["--device", device] if device != "cpu" else []), "--resume"]
+                    *(["--device", device] if device != "cpu" else []),
+                    *(["--transforms", transforms_file] if transforms_file else []), "--resume"]
     resume_cmd = command_line(resume_words)
 
     inverter.prepare(dom)  # loading errors (missing weights) happen before anything is written
@@ -143,7 +154,7 @@ def invert_command(ctx: click.Context, method: str, inputs: tuple[str, ...], out
                  "inversion": inversion_file_name(name), "status": "pending"}
         prev = old_entries.get(item.key)
         if prev is not None and prev.get("status") == "done":
-            entry.update({k: prev[k] for k in ("status", "image_sha256", "seconds") if k in prev})
+            entry.update({k: prev[k] for k in ("status", "image_sha256", "seconds", "pose") if k in prev})
         entries.append(entry)
     planned = {item.key for item in plan.items}
     for key, prev in old_entries.items():  # earlier outputs of this run whose inputs are not given now: still listed
@@ -175,7 +186,8 @@ def invert_command(ctx: click.Context, method: str, inputs: tuple[str, ...], out
         for item, image in stream_images(plan, dom.resolution, echo_err, dom.resample, dom.prepare_input):
             sha = image_sha256(image)
             entry = by_key[item.key]
-            if resume and manifest.is_finished(entry, sha, method, opts, version):
+            same_pose = poses is None or entry.get("pose") == list(poses[item.key])  # --transforms: pose in the key
+            if resume and same_pose and manifest.is_finished(entry, sha, method, opts, version):
                 stats["resumed"] += 1
                 continue
             entry.update(status="pending", image_sha256=sha)
@@ -192,6 +204,9 @@ def invert_command(ctx: click.Context, method: str, inputs: tuple[str, ...], out
                 one = inv.select([j])
                 one.method = one.method or method
                 one.options, one.provenance, one.images = dict(opts), dict(provenance, created_at=now()), x[j : j + 1]
+                if poses is not None:  # aligned crop inverted; reconstruction rendered in the unaligned frame
+                    one = one.with_transform(poses[item.key])
+                    entry["pose"] = list(poses[item.key])
                 one.sources = [{"name": item.name, "path": str(item.path) if item.path else None, "key": item.key,
                                 "split": item.split, "index": item.index, "image_sha256": sha}]
                 _write_result(one, out_dir, entry, guard)
@@ -222,6 +237,24 @@ def invert_command(ctx: click.Context, method: str, inputs: tuple[str, ...], out
     if not stats["inverted"] and not stats["resumed"]:
         raise InputError(f"none of {plan.source} is a usable image (see the warnings above)")
     click.echo(_closing_line(method, out_dir, plan, stats))
+
+
+def _unaligned_poses(transforms_file: str, plan: Any, dom: Any, device: str) -> dict[str, tuple[float, float, float]]:
+    """{input key: (r, tx, ty)} from a `zoo align` transforms file, matched by file name; InputError (one line)
+    for a domain without a StyleGAN3 generator or an input the file does not list."""
+    from ..align.unaligned import read_transforms_file
+    from ..video.transforms import require_fourier_input
+
+    require_fourier_input(dom.generator(device).generator, "--transforms (rendering in the unaligned frame)", dom.name)
+    table = read_transforms_file(transforms_file)
+    out = {}
+    for item in plan.items:
+        name = Path(str(item.path)).name if item.path else item.name
+        if name not in table:
+            raise InputError(f"{transforms_file}: no transform for input {name} (invert the aligned/ folder that "
+                             "`zoo align` wrote next to this file)")
+        out[item.key] = table[name]
+    return out
 
 
 def _record_skipped(plan: Any, by_key: dict[str, dict[str, Any]]) -> None:

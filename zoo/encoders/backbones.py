@@ -149,7 +149,11 @@ class BottleneckIR(nn.Module):
         self.res_layer = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.res_layer(x) + self.shortcut_layer(x)
+        res = self.res_layer(x)
+        if isinstance(self.shortcut_layer, nn.MaxPool2d):  # MaxPool2d(1, s) is a plain s-strided subsampling
+            s = self.shortcut_layer.stride
+            return res + (x if s == 1 else x[:, :, ::s, ::s])
+        return res + self.shortcut_layer(x)
 
 
 def _stage_ends(units: Sequence[int]) -> tuple[int, ...]:

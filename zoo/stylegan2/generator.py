@@ -234,6 +234,8 @@ class Generator(nn.Module):
         d = self._per_slot(weights_deltas, "weights_deltas")
         o = self._per_slot(style_offsets, "style_offsets")
         out = self.input(latent)
+        if out.device.type == "cpu":  # oneDNN's convolutions are faster in NHWC; the image is returned contiguous
+            out = out.contiguous(memory_format=torch.channels_last)
         out = self.conv1(out, latent[:, 0], noise=noise[0], delta=d[0], style_offset=o[0])
         skip = self.to_rgb1(out, latent[:, 1], delta=d[1], style_offset=o[1])
         i = 1
@@ -244,4 +246,4 @@ class Generator(nn.Module):
             out = conv(out, latent[:, i + 1], noise=noise[2 * j + 2], delta=d[k + 1], style_offset=o[k + 1])
             skip = to_rgb(out, latent[:, i + 2], skip, delta=d[k + 2], style_offset=o[k + 2])
             i += 2
-        return skip
+        return skip.contiguous()

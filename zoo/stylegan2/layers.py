@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .ops import fused_leaky_relu, make_kernel, upfirdn2d
+from .ops import SQRT2, fused_leaky_relu, make_kernel, upfirdn2d
 
 
 class PixelNorm(nn.Module):
@@ -51,6 +51,8 @@ class EqualLinear(nn.Module):
         if self.activation:
             out = F.linear(x, self.weight * self.scale)
             return fused_leaky_relu(out, self.bias * self.lr_mul)
+        if x.ndim == 2 and self.bias is not None:  # one addmm: bias * lr_mul + (x @ W^T) * scale
+            return torch.addmm(self.bias, x, self.weight.t(), beta=self.lr_mul, alpha=self.scale)
         bias = self.bias * self.lr_mul if self.bias is not None else None
         return F.linear(x, self.weight * self.scale, bias=bias)
 
@@ -81,8 +83,9 @@ class Blur(nn.Module):
         self.register_buffer("kernel", k)
         self.pad = pad
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return upfirdn2d(x, self.kernel, pad=self.pad)
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, C, H, W] -> blurred x (+ `bias` [C], added after the filter)."""
+        return upfirdn2d(x, self.kernel, pad=self.pad, bias=bias)
 
 
 class Upsample(nn.Module):
@@ -115,13 +118,52 @@ class Downsample(nn.Module):
         return upfirdn2d(x, self.kernel, down=self.factor, pad=self.pad)
 
 
+def _like_input(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """The weight in channels_last when x is (oneDNN's transposed convolution is much faster with matching layouts)."""
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return weight.contiguous(memory_format=torch.channels_last)
+    return weight
+
+
+def _conv1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """1x1 convolution of x [B, in, H, W] with per-sample (or shared, batch 1) weights [B|1, out, in] (+ bias [out]).
+
+    On channels_last x this is one batched matrix product over the pixels (oneDNN has no fast path for 3 outputs);
+    the result keeps the channels_last layout."""
+    b, c, h, w = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        pix = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # a view: NHWC memory is [B, H*W, C]
+        wt = weight.transpose(1, 2).expand(b, -1, -1)  # [B, in, out]
+        if bias is None:
+            out = torch.bmm(pix, wt)
+        else:
+            out = torch.baddbmm(bias.view(1, 1, -1).to(x.dtype), pix, wt)
+        return out.view(b, h, w, -1).permute(0, 3, 1, 2)
+    out = torch.einsum("bchw,boc->bohw", x, weight.expand(b, -1, -1))
+    return out if bias is None else out + bias.view(1, -1, 1, 1)
+
+
+def _needs_grad(*tensors: torch.Tensor | None) -> bool:
+    """True when autograd records operations on any of `tensors` (then no in-place shortcuts on them)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 class ModulatedConv2d(nn.Module):
     """Modulated (and optionally demodulated) convolution.
 
     weight [1, out, in, k, k]; per-sample weight = scale * W * (1 + delta) * s, with s = modulation(w) [B, in]
     (+ `style_offset` [B|1, in]: a StyleSpace edit of the S code).
     `delta` (HyperStyle) is None or broadcastable to [B, out, in, k, k] (channel-wise [B, out, in, 1, 1] or full).
-    Without delta the fast batched path modulates activations instead of weights (no grouped conv).
+    forward(...) returns gain * conv(x) + bias ([out], optional): StyledConv folds its sqrt(2) activation gain and its
+    bias into the convolution this way (exact: leaky ReLU commutes with a positive gain).
+
+    Paths (same maths, chosen for speed; rosinality `model.py:ModulatedConv2d` is the per-sample weight path):
+    * batch 1 without delta: the per-sample weight is formed once (scale * s on inputs, demodulation and gain on
+      outputs) and the bias rides in the convolution; used unless gradients must reach s while W is frozen (the
+      projectors), where modulating activations avoids a weight-gradient convolution;
+    * batch > 1 without delta: shared-weight convolution of x * s, then demodulation as an output scale;
+    * with delta: grouped convolution with per-sample weights.
+    The upsampling variant is a stride-2 transposed convolution followed by the 4x4 blur (`Blur`).
     """
 
     def __init__(
@@ -145,65 +187,129 @@ class ModulatedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
         self.modulation = EqualLinear(style_dim, in_channel, bias_init=1)
         self.demodulate = demodulate
+        self._wsq_cache: tuple[torch.Tensor, int, bool, torch.Tensor] | None = None
 
     def extra_repr(self) -> str:
         return f"{self.in_channel}, {self.out_channel}, {self.kernel_size}, upsample={self.upsample}"
 
+    def weight_sq(self) -> torch.Tensor:
+        """sum over the taps of W^2 -> [out, in] (demodulation); cached while W is unchanged and not being trained."""
+        w = self.weight
+        if _needs_grad(w):
+            return w[0].square().sum((2, 3))
+        inference = torch.is_inference_mode_enabled()
+        c = self._wsq_cache
+        if c is None or c[0] is not w or c[1] != w._version or c[2] != inference:
+            c = (w, w._version, inference, w.detach()[0].square().sum((2, 3)))
+            self._wsq_cache = c
+        return c[3]
+
     def forward(self, x: torch.Tensor, style: torch.Tensor, delta: torch.Tensor | None = None,
-                style_offset: torch.Tensor | None = None) -> torch.Tensor:
-        batch, in_ch, height, width = x.shape
+                style_offset: torch.Tensor | None = None, gain: float = 1.0,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
         s = self.modulation(style)  # [B, in]: the layer's S-space code
         if style_offset is not None:
             s = s + style_offset
         if delta is None:
-            return self._forward_batched(x, s)
-        weight = self.weight * (1 + delta)  # [B|1, out, in, k, k]
-        weight = self.scale * weight * s.view(batch, 1, in_ch, 1, 1)
-        if self.demodulate:
-            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)
-            weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
+            if x.shape[0] == 1 and s.shape[0] == 1 and not (_needs_grad(s) and not self.weight.requires_grad):
+                return self._forward_single(x, s, gain, bias)
+            return self._forward_batched(x, s, gain, bias)
+        batch, in_ch, height, width = x.shape
+        if delta.ndim == 5 and delta.shape[-2:] == (1, 1):
+            # channel-wise delta: every factor is [B, out, in], so the per-sample weight is one product with W and
+            # sum_k (W (1 + d) scale s)^2 = (1 + d)^2 (scale s)^2 sum_k W^2 needs no weight-sized temporaries
+            mult = (1 + delta[..., 0, 0]) * (s * self.scale)[:, None, :]  # [B, out, in]
+            if self.demodulate:
+                demod = torch.rsqrt((mult.square() * self.weight_sq()).sum(2) + self.eps)  # [B, out]
+                mult = mult * (demod * gain if gain != 1.0 else demod)[:, :, None]
+            elif gain != 1.0:
+                mult = mult * gain
+            weight = self.weight * mult[:, :, :, None, None]
+        else:
+            weight = self.weight * (1 + delta)  # [B|1, out, in, k, k]
+            weight = self.scale * weight * s.view(batch, 1, in_ch, 1, 1)
+            if self.demodulate:
+                demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + self.eps)
+                weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
+            if gain != 1.0:
+                weight = weight * gain
         weight = weight.expand(batch, -1, -1, -1, -1)
         k = self.kernel_size
         if self.upsample:
             x = x.reshape(1, batch * in_ch, height, width)
             w = weight.transpose(1, 2).reshape(batch * in_ch, self.out_channel, k, k)
             out = F.conv_transpose2d(x, w, padding=0, stride=2, groups=batch)
+            out = self.blur(out.view(batch, self.out_channel, out.shape[-2], out.shape[-1]))
+        else:
+            x = x.reshape(1, batch * in_ch, height, width)
+            w = weight.reshape(batch * self.out_channel, in_ch, k, k)
+            out = F.conv2d(x, w, padding=self.padding, groups=batch)
             out = out.view(batch, self.out_channel, out.shape[-2], out.shape[-1])
-            return self.blur(out)
-        x = x.reshape(1, batch * in_ch, height, width)
-        w = weight.reshape(batch * self.out_channel, in_ch, k, k)
-        out = F.conv2d(x, w, padding=self.padding, groups=batch)
-        return out.view(batch, self.out_channel, out.shape[-2], out.shape[-1])
+        return out if bias is None else out + bias.view(1, -1, 1, 1)
 
-    def _forward_batched(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        """Shared-weight path: conv(x * s) * demod, mathematically equal to the grouped per-sample path."""
-        batch, in_ch = s.shape
-        weight = self.scale * self.weight.squeeze(0)  # [out, in, k, k]
-        x = x * s.view(batch, in_ch, 1, 1)
+    def _forward_single(self, x: torch.Tensor, s: torch.Tensor, gain: float, bias: torch.Tensor | None
+                        ) -> torch.Tensor:
+        """Batch 1: conv(x, scale * W * s * demod * gain) (+ bias inside the convolution)."""
+        s_in = s[0] * self.scale  # [in]
+        if self.demodulate:
+            # sum_{i,kh,kw} (scale W[o,i] s[i])^2 = sum_i (scale s[i])^2 sum_k W[o,i,k]^2
+            out_mul = torch.rsqrt(self.weight_sq() @ s_in.square() + self.eps)
+            out_mul = out_mul * gain if gain != 1.0 else out_mul
+            weight = self.weight[0] * (out_mul[:, None] * s_in[None, :])[:, :, None, None]
+        else:
+            weight = self.weight[0] * (s_in * gain)[None, :, None, None]
         if self.upsample:
-            out = F.conv_transpose2d(x, weight.transpose(0, 1), padding=0, stride=2)
-            out = self.blur(out)
+            return self.blur(F.conv_transpose2d(x, _like_input(weight.transpose(0, 1), x), padding=0, stride=2), bias)
+        if self.kernel_size == 1:
+            return _conv1x1(x, weight[None, :, :, 0, 0], bias)
+        return F.conv2d(x, weight, bias=bias, padding=self.padding)
+
+    def _forward_batched(self, x: torch.Tensor, s: torch.Tensor, gain: float, bias: torch.Tensor | None
+                         ) -> torch.Tensor:
+        """Shared-weight path: conv(x * scale * s, W) * demod * gain (+ bias), equal to the per-sample weight path."""
+        batch, in_ch = s.shape
+        s_in = s * self.scale  # [B, in]
+        weight = self.weight[0]  # [out, in, k, k]
+        if self.kernel_size == 1 and not self.demodulate:  # ToRGB: per-sample [out, in] weights are tiny
+            return _conv1x1(x, weight[None, :, :, 0, 0] * (s_in * gain)[:, None, :], bias)
+        x = x * s_in.view(batch, in_ch, 1, 1)
+        if self.upsample:
+            out = self.blur(F.conv_transpose2d(x, _like_input(weight.transpose(0, 1), x), padding=0, stride=2))
         else:
             out = F.conv2d(x, weight, padding=self.padding)
         if self.demodulate:
-            # sum_{i,kh,kw} (scale W[o,i] s[b,i])^2 = sum_i s[b,i]^2 * sum_k (scale W[o,i,k])^2: no [B,out,in,k,k] tensor
-            demod = torch.rsqrt(s.pow(2) @ weight.pow(2).sum([2, 3]).t() + self.eps)
-            out = out * demod.view(batch, self.out_channel, 1, 1)
-        return out
+            out_mul = torch.rsqrt(s_in.square() @ self.weight_sq().t() + self.eps)  # [B, out]
+            out_mul = out_mul * gain if gain != 1.0 else out_mul
+        elif gain != 1.0:
+            out_mul = torch.full((batch, self.out_channel), gain, dtype=out.dtype, device=out.device)
+        else:
+            return out if bias is None else out + bias.view(1, -1, 1, 1)
+        out_mul = out_mul.view(batch, self.out_channel, 1, 1)
+        if bias is None:
+            return out * out_mul
+        return torch.addcmul(bias.view(1, -1, 1, 1), out, out_mul)
 
 
 class NoiseInjection(nn.Module):
-    """image + weight * noise; weight [1] (init 0); noise [B|1, 1, H, W], fresh N(0,1) when None."""
+    """image + weight * noise; weight [1] (init 0); noise [B|1, 1, H, W], fresh N(0,1) when None.
+
+    `gain` multiplies the noise term (StyledConv's folded activation gain); `inplace=True` adds into `image`
+    (a fresh tensor the caller owns) instead of allocating a new one.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.zeros(1))
 
-    def forward(self, image: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, noise: torch.Tensor | None = None, gain: float = 1.0,
+                inplace: bool = False) -> torch.Tensor:
         if noise is None:
             b, _, h, w = image.shape
             noise = image.new_empty(b, 1, h, w).normal_()
-        return image + self.weight * noise
+        weight = self.weight * gain if gain != 1.0 else self.weight
+        if inplace and noise.shape[0] <= image.shape[0]:
+            return image.add_(noise * weight.to(image.dtype))
+        return image + weight * noise
 
 
 class ConstantInput(nn.Module):
@@ -233,9 +339,10 @@ class StyledConv(nn.Module):
         self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None, delta: torch.Tensor | None = None,
         style_offset: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        out = self.conv(x, style, delta, style_offset)
-        out = self.noise(out, noise=noise)
-        return self.activate(out)
+        # leaky_relu(conv + noise + bias, 0.2) * sqrt(2) == leaky_relu(sqrt(2) conv + sqrt(2) noise + sqrt(2) bias)
+        out = self.conv(x, style, delta, style_offset, gain=SQRT2, bias=self.activate.bias * SQRT2)
+        out = self.noise(out, noise=noise, gain=SQRT2, inplace=True)
+        return F.leaky_relu(out, 0.2, inplace=True)
 
 
 class ToRGB(nn.Module):
@@ -252,9 +359,9 @@ class ToRGB(nn.Module):
         self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None, delta: torch.Tensor | None = None,
         style_offset: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        out = self.conv(x, style, delta, style_offset) + self.bias
+        out = self.conv(x, style, delta, style_offset, bias=self.bias.view(-1))
         if skip is not None:
-            out = out + self.upsample(skip)
+            out = out.add_(self.upsample(skip))
         return out
 
 

@@ -64,6 +64,8 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("collections", "OrderedDict"): OrderedDict,
     ("torch._utils", "_rebuild_tensor_v2"): torch._utils._rebuild_tensor_v2,
     ("torch._utils", "_rebuild_parameter"): torch._utils._rebuild_parameter,
+    # written instead of _rebuild_parameter by some torch versions (StyleGAN3 pickles, README sg3 §3.4)
+    ("torch._utils", "_rebuild_parameter_with_state"): torch._utils._rebuild_parameter_with_state,
     ("torch.storage", "_load_from_bytes"): _load_storage_from_bytes,
     ("torch_utils.persistence", "_reconstruct_persistent_obj"): _reconstruct_persistent_obj,
     ("dnnlib.util", "EasyDict"): dict,
@@ -103,8 +105,11 @@ def module_state_dict(obj: Any, prefix: str = "") -> dict[str, torch.Tensor]:
     if not isinstance(state, dict):
         raise CheckpointError(f"pickle object at '{prefix or '<root>'}' is not a torch module")
     out: dict[str, torch.Tensor] = {}
+    skip = state.get("_non_persistent_buffers_set") or set()
     for group in ("_parameters", "_buffers"):
         for k, v in (state.get(group) or {}).items():
+            if group == "_buffers" and isinstance(skip, (set, frozenset, list)) and k in skip:
+                continue
             if isinstance(v, torch.Tensor):
                 out[prefix + k] = v.detach()
     for k, child in (state.get("_modules") or {}).items():
@@ -161,6 +166,9 @@ _BLOCK = re.compile(r"^synthesis\.b(\d+)\.(.+)$")
 
 def nvlabs_to_rosinality(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
     """Convert an NVlabs `G_ema` state dict to rosinality keys; returns (state_dict, latent_avg [w_dim] or None)."""
+    if "synthesis.input.freqs" in sd:  # StyleGAN3 branch: NVlabs keys are kept, see zoo.stylegan3.checkpoints
+        raise CheckpointError("this is a StyleGAN3 generator (synthesis.input.freqs): load it with "
+                              "zoo.stylegan3.checkpoints.load_generator, not as a StyleGAN2 generator")
     out: dict[str, torch.Tensor] = {}
     latent_avg = None
     unused = 0

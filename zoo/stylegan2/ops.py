@@ -24,15 +24,29 @@ def make_kernel(k: Sequence[float] | torch.Tensor) -> torch.Tensor:
 
 
 def upfirdn2d(
-    x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0)
+    x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1, pad: tuple[int, int] = (0, 0),
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Upsample, FIR-filter and downsample each channel of `x` [B, C, H, W]; same padding on both axes.
+    """Upsample, FIR-filter and downsample each channel of `x` [B, C, H, W]; same padding on both axes; then add
+    `bias` [C] when given.
 
-    Output size is (H*up + pad0 + pad1 - kh) // down + 1.
+    Output size is (H*up + pad0 + pad1 - kh) // down + 1. Two shapes take a shortcut with the same maths (one
+    depthwise op instead of pad + conv): a symmetric non-negative pad without upsampling is the convolution's own
+    zero padding, and zero-insertion upsampling by `up` followed by pad (p0, p0 + 1 - up) and the flipped FIR is a
+    depthwise transposed convolution with stride `up`, padding kh - 1 - p0 and the unflipped kernel.
     """
     b, c, h, w = x.shape
     kh, kw = kernel.shape
     p0, p1 = pad
+    if down == 1 and kh == kw:
+        if bias is not None:
+            bias = bias.to(x.dtype)
+        if up == 1 and p0 == p1 >= 0:
+            weight = torch.flip(kernel, [0, 1]).to(x).view(1, 1, kh, kw).expand(c, 1, kh, kw)
+            return F.conv2d(x, weight, bias=bias, padding=p0, groups=c)
+        if up > 1 and p1 == p0 + 1 - up and 0 <= kh - 1 - p0:
+            weight = kernel.to(x).view(1, 1, kh, kw).expand(c, 1, kh, kw)
+            return F.conv_transpose2d(x, weight, bias=bias, stride=up, padding=kh - 1 - p0, groups=c)
     out = x
     if up > 1:
         out = out.reshape(b, c, h, 1, w, 1)
@@ -46,7 +60,7 @@ def upfirdn2d(
     out = F.conv2d(out, weight, groups=c)
     if down > 1:
         out = out[:, :, ::down, ::down]
-    return out
+    return out if bias is None else out + bias.view(1, -1, 1, 1).to(out.dtype)
 
 
 def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor, negative_slope: float = 0.2, scale: float = SQRT2) -> torch.Tensor:

@@ -131,10 +131,13 @@ def train_gan(
     device: str = "cpu",
     max_minutes: float | None = None,
     on_checkpoint: Callable[[int, Generator], None] | None = None,
+    frozen: tuple[str, ...] = (),
 ) -> dict:
     """Train (or resume) a StyleGAN2 on `images` uint8 [N, H, W, 3]; returns a summary dict.
 
     Stops at `cfg.max_steps` or after `max_minutes` of wall time in this call (then saves; rerun to resume).
+    `frozen`: name prefixes of G parameters kept fixed (left out of G's optimiser and never given gradients), e.g.
+    ("style.",) to keep the mapping network of a fine-tuned generator equal to its source's (Toonify-style transfer).
     Raises CheckpointError / ResumeMismatchError (see `load_gan_state`) when `run_dir/state.pt` cannot be resumed.
     """
     run_dir = Path(run_dir)
@@ -149,7 +152,8 @@ def train_gan(
     g, d, g_ema = build_models(cfg)
     g, d, g_ema = g.to(dev), d.to(dev), g_ema.to(dev)
     ratio = cfg.d_reg_every / (cfg.d_reg_every + 1)
-    g_optim = torch.optim.Adam(g.parameters(), lr=cfg.lr, betas=(0.0, 0.99))
+    g_train = [p for k, p in g.named_parameters() if not k.startswith(tuple(frozen))]
+    g_optim = torch.optim.Adam(g_train, lr=cfg.lr, betas=(0.0, 0.99))
     d_optim = torch.optim.Adam(d.parameters(), lr=cfg.lr * ratio, betas=(0.0, 0.99**ratio))
     step, wall = 0, 0.0
     log: list[dict] = []
@@ -200,6 +204,9 @@ def train_gan(
 
         # --- generator
         _requires_grad(g, True); _requires_grad(d, False)
+        for k, p in g.named_parameters():
+            if frozen and k.startswith(tuple(frozen)):
+                p.requires_grad_(False)
         fake, _ = g(_mixing_noise(cfg.batch, cfg.style_dim, cfg.mixing, dev))
         g_loss = F.softplus(-d(fake)).mean()
         g_optim.zero_grad(set_to_none=True)

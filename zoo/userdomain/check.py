@@ -195,8 +195,17 @@ class _Checker:
         g = loaded.generator
         self.generator = loaded
         sd = g.state_dict()
+        if hasattr(g, "init_kwargs"):  # StyleGAN3 (zoo.stylegan3): config T / R from its constructor arguments
+            kw = g.init_kwargs
+            info.update({"format": fmt, "network": "StyleGAN3-" + ("R" if kw.get("conv_kernel", 3) == 1 else "T"),
+                         "resolution": int(g.size), "n_styles": int(g.n_latent), "w_dim": int(g.style_dim),
+                         "mapping_layers": int(g.mapping.num_layers), "synthesis_layers": len(g.layer_slots()),
+                         "channels": {s.name: s.out_channels for s in g.layer_slots()},
+                         "latent_avg": "from file (mapping.w_avg)", "digest": state_dict_digest(sd)})
+            self.gen_digest = info["digest"]
+            return info
         cfg = infer_config(sd)
-        info.update({"format": fmt, "resolution": int(g.size), "n_styles": int(g.n_latent),
+        info.update({"format": fmt, "network": "StyleGAN2", "resolution": int(g.size), "n_styles": int(g.n_latent),
                      "w_dim": int(g.style_dim), "mapping_layers": int(cfg.n_mlp),
                      "channel_multiplier": cfg.channel_multiplier if cfg.channels is None else None,
                      "channels": None if cfg.channels is None else {str(k): v for k, v in cfg.channels.items()},
@@ -605,7 +614,10 @@ class _Checker:
                 row["how"] = "n/a (invalid options)"
                 est["methods"][name] = row
                 continue
-            if name in self.encoder_pass:
+            sg3 = hasattr(getattr(self.generator.generator, "synthesis", None), "input")
+            if sg3 and "stylegan3" not in getattr(cls, "generators", ("stylegan2",)):
+                row["how"] = "n/a: cannot run on a StyleGAN3 generator yet"
+            elif name in self.encoder_pass:
                 n_iters = int(getattr(o, "n_iters", 1) or 1)
                 t = self.encoder_pass[name]
                 row.update(per_image_s=t * n_iters, how=f"measured pass {t:.3g} s x n_iters {n_iters}")

@@ -42,7 +42,9 @@ def file_sha256(path: Path) -> str:
 
 def load_domain_generator(path: Path, device: str | torch.device = "cpu") -> tuple[LoadedGenerator, str]:
     """(generator with latent_avg [w_dim], where it came from) from a rosinality / zoo `.pt`, an NVlabs `.pkl` or
-    the `decoder.*` of an encoder checkpoint (its `latent_avg` [n_styles, w_dim] gives row 0).
+    the `decoder.*` of an encoder checkpoint (its `latent_avg` [n_styles, w_dim] gives row 0). StyleGAN3 files (an
+    NVlabs `stylegan3-*.pkl`, a stylegan3-editing `.pt`, a zoo SG3 file) give a `zoo.stylegan3` generator with the
+    same interface; the format then reads "stylegan3 (nvlabs | stylegan3-editing | zoo)".
 
     Raises CheckpointError naming the file when it is none of these.
     """
@@ -51,6 +53,12 @@ def load_domain_generator(path: Path, device: str | torch.device = "cpu") -> tup
 
     if not path.is_file():
         raise CheckpointError(f"generator file not found: {path}")
+    from ..stylegan3.checkpoints import is_stylegan3_file
+    from ..stylegan3.checkpoints import load_generator as load_stylegan3
+
+    if is_stylegan3_file(path):  # NVlabs stylegan3-*.pkl, stylegan3-editing / zoo .pt (code-free, zoo.stylegan3)
+        loaded3 = load_stylegan3(path, device=device)
+        return loaded3, f"stylegan3 ({loaded3.source_format})"  # type: ignore[return-value]
     if path.suffix == ".pkl" or sniff_format(path) != "zip":
         return load_generator(path, device=device), "nvlabs" if path.suffix == ".pkl" else "rosinality"
     ckpt = read_checkpoint(path)
