@@ -258,7 +258,7 @@ def test_without_ray_the_executor_is_a_one_line_error(cluster: Any, tmp_path: Pa
     assert res.stderr.strip().splitlines() == [
         "Error: --executor ray needs Ray, which is not installed: pip install 'inversion-zoo[ray]'"]
     bad = CliRunner().invoke(cli(), ["bench", "--domains", "tiny", "--workers", "2", "--out", str(tmp_path / "y")])
-    assert bad.exit_code == 1 and "--workers only apply to --executor ray" in bad.stderr
+    assert bad.exit_code == 1 and "--workers apply only with --executor ray" in bad.stderr
 
 
 def test_shipping_groups_are_unions_of_whole_blocks() -> None:
@@ -308,3 +308,18 @@ def test_cache_files_travel_to_a_worker_and_back(tmp_path: Path) -> None:
     commit_files(driver, back)
     assert driver.load("ef" * 32)["y"] == 2 and driver.load("ab" * 32)["x"] == 1
     assert not list(driver.root.rglob(".*.tmp"))
+
+
+def test_unreachable_address_is_one_line_error_not_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray retries an unreachable GCS address for ever; the executor probes it first (issue 15 trial)."""
+    from zoo.bench.ray_executor import check_reachable
+    from zoo.errors import InputError, ZooError
+
+    with pytest.raises(ZooError, match=r"--address 127\.0\.0\.1:1: no Ray cluster answers"):
+        check_reachable("127.0.0.1:1", timeout_s=2)
+    with pytest.raises(InputError, match="expected auto or HOST:PORT"):
+        check_reachable("nonsense")
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
+    with pytest.raises(ZooError, match="no Ray cluster answers at 127.0.0.1:1"):
+        check_reachable("auto", timeout_s=2)
+    check_reachable(None)  # a local cluster: nothing to probe

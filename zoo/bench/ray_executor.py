@@ -93,6 +93,33 @@ def seed_files(cache: ResultCache, keys: Sequence[str], embedding_keys: Sequence
     return {p.relative_to(cache.root).as_posix(): p.read_bytes() for p in paths if p.is_file()}
 
 
+def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
+    """ZooError (one line) when the cluster at `address` does not answer on its GCS port within `timeout_s`: Ray
+    itself keeps retrying an unreachable address. 'auto' resolves as Ray does (RAY_ADDRESS, then the address file of
+    the last `ray start` on this machine, /tmp/ray/ray_current_cluster); 'ray://' client addresses are left to Ray."""
+    import os
+    import socket
+
+    if address is None or address.startswith("ray://"):
+        return
+    target = address
+    if address == "auto":
+        target = os.environ.get("RAY_ADDRESS", "")
+        if not target:
+            current = Path("/tmp/ray/ray_current_cluster")
+            target = current.read_text().strip() if current.is_file() else ""
+        if not target or target == "auto" or target.startswith("ray://"):
+            return  # nothing to probe: Ray reports "no running cluster" itself
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--address {address}: expected auto or HOST:PORT (e.g. 10.0.0.5:6379)")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ZooError(f"--address {address}: no Ray cluster answers at {target} ({exc.strerror or exc}); start one "
+                       "with `ray start --head` or omit --address for a local cluster") from None
+
+
 class RayExecutor:
     """Runs each MethodJob's pending shipping groups on an ActorPool of `UnitWorker` actors; see the module doc.
 
@@ -109,6 +136,7 @@ class RayExecutor:
         self.ray, self.cfg, self.log = ray, cfg, log
         self.started = not ray.is_initialized()
         if self.started:
+            check_reachable(cfg.address)
             ray.init(address=cfg.address, include_dashboard=False, logging_level=logging.WARNING)
         cpus, gpus = float(cfg.cpus_per_worker), float(cfg.gpus_per_worker)
         if str(cfg.device).startswith("cuda") and gpus == 0:

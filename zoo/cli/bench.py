@@ -112,7 +112,7 @@ def bench_command(methods: str | None, domains: str, metrics: str | None, editor
         raise InputError(f"{' and '.join(video_only)} only apply with --video")
     ray_only = [f for f, v in (("--address", address), ("--workers", workers)) if v is not None]
     if executor != "ray" and ray_only:
-        raise InputError(f"{' and '.join(ray_only)} only apply to --executor ray")
+        raise InputError(f"{' and '.join(ray_only)} apply only with --executor ray")
     if not config.domains:
         raise InputError("--domains needs at least one domain")
     editors_skipped = editors is not None and editors.strip().lower() == "none"
