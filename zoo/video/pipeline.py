@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..inversion import Inversion, TunedWeights
 from .smoothing import Edges, default_fine_from, kept_frames, smooth_latents, smooth_transforms
 from .fov import expand
-from .transforms import require_fourier_input
+from .transforms import has_fourier_input, require_fourier_input
 from .video_pti import VideoPTIOptions, render_tuned, tune_video
 
 if TYPE_CHECKING:
@@ -250,7 +250,7 @@ def run_video(clip: Clip, domain: Domain, inverter: Inverter, out_dir: Path, opt
     timings["total"] = time.perf_counter() - t0
     if scorer is not None:
         notes += list(getattr(scorer, "notes", []))
-    if smoothed_transforms is not None and final_t is None:
+    if smoothed_transforms is not None and final_t is None and has_fourier_input(g):  # SG2 cannot render them
         notes.append("the clip's per-frame transforms are smoothed (metrics.json) but not rendered (--unaligned, "
                      "StyleGAN3 domains only)")
     return VideoResult(kept, columns, metrics, timings, notes, fine_from, pti_info, fov)
