@@ -718,3 +718,19 @@ def test_verbose_shows_debug_lines(tiny_plugin: Any, tmp_path: Path) -> None:
                                         "--no-report", "--device", "cpu", "--out", str(tmp_path / "v")])
     assert res.exit_code == 0, res.output
     assert "debug: bench: tiny_enc runs with options" in res.stderr
+
+
+def test_partly_undefined_metric_says_how_many_images_were_dropped() -> None:
+    """MS-SSIM is NaN when a contrast term is negative (official semantics: dropped); the board says so (trial)."""
+    from zoo.bench.report import unavailable_notes
+    from zoo.bench.results import aggregate_scores
+
+    unit = {"method": "psp", "domain": "peeps", "split": "ood"}
+    recs = [{"unit": unit, "scores": {"ms_ssim": {"value": v}, "l2": {"value": 0.1}}}
+            for v in (0.2, None, 0.3, None)]
+    aggs = aggregate_scores(recs, [("psp", "peeps", "ood", 4)], {"ms_ssim": True, "l2": False}, {})
+    by = {a["metric"]: a for a in aggs}
+    assert by["ms_ssim"]["n"] == 2 and by["ms_ssim"]["reason"] == "2 of 4 per-image scores undefined (NaN), dropped"
+    assert by["l2"]["n"] == 4 and by["l2"]["reason"] is None
+    notes = unavailable_notes({"aggregates": aggs}, "peeps")
+    assert any("2 of 4" in n and "psp (ood)" in n for n in notes) and any("contrast-structure" in n for n in notes)

@@ -116,16 +116,20 @@ def leaderboard_frame(results: Mapping[str, Any], domain: str, split: str, numer
 
 def unavailable_notes(results: Mapping[str, Any], domain: str) -> list[str]:
     """Per domain: the metrics that could not run (why), and the model each metric actually used there."""
-    notes, missing = {}, {}
+    notes, missing, partial = {}, {}, []
     for a in results.get("aggregates", []):
         if a["domain"] == domain and a["status"] == "unavailable":
             notes[a["metric"]] = a["reason"]
         elif a["domain"] == domain and a["status"] == "missing":  # ran, but no image got a finite score
             missing.setdefault(a["metric"], []).append(f"{a['method']} ({a['split']})")
+        elif a["domain"] == domain and a.get("reason"):  # some images without a finite score (e.g. MS-SSIM NaN)
+            partial.append(f"`{a['metric']}` for {a['method']} ({a['split']}): {a['reason']}")
     models = ((results.get("domains") or {}).get(domain, {}).get("evaluation") or {}).get("metric_models") or {}
     return [f"`{m}` unavailable: {r}" for m, r in notes.items()] + [
         f"`{m}`: no finite score for {', '.join(runs)} (e.g. no face found by the ID model)" if m == "id" else
-        f"`{m}`: no finite score for {', '.join(runs)}" for m, runs in missing.items()] + [
+        f"`{m}`: no finite score for {', '.join(runs)}" for m, runs in missing.items()] + partial + (
+        ["MS-SSIM is undefined (NaN) when a contrast-structure term is negative; such images are dropped, as the "
+         "official evaluation drops NaN scores"] if any("`ms_ssim`" in p for p in partial) else []) + [
         f"`{m}` on {domain} uses {model}" for m, model in models.items()]
 
 

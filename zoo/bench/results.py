@@ -146,9 +146,11 @@ def aggregate_scores(records: Sequence[Mapping[str, Any]], groups: Iterable[tupl
                 continue
             mean, se, n = mean_stderr(r.get("scores", {}).get(metric, {}).get("value") for r in recs)
             status = "ok" if n else "missing"
+            scored = sum(1 for r in recs if metric in r.get("scores", {}))
+            why = "no finite per-image score" if not n else (None if n >= scored else
+                                            f"{scored - n} of {scored} per-image scores undefined (NaN), dropped")
             out.append(Aggregate(method=method, domain=domain, split=split, metric=metric, higher_is_better=hib,
-                                 status=status, mean=mean, stderr=se, n=n, n_expected=n_expected,
-                                 reason=None if n else "no finite per-image score"))
+                                 status=status, mean=mean, stderr=se, n=n, n_expected=n_expected, reason=why))
     return out
 
 
