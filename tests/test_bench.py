@@ -734,3 +734,13 @@ def test_partly_undefined_metric_says_how_many_images_were_dropped() -> None:
     assert by["l2"]["n"] == 4 and by["l2"]["reason"] is None
     notes = unavailable_notes({"aggregates": aggs}, "peeps")
     assert any("2 of 4" in n and "psp (ood)" in n for n in notes) and any("contrast-structure" in n for n in notes)
+
+
+def test_compare_lists_a_thread_count_difference_without_blocking() -> None:
+    from zoo.bench.compare import differences
+
+    a = {"config": {"limit": 4}, "env": {"threads": 1}}
+    b = {"config": {"limit": 4}, "env": {"threads": 2}}
+    diff = differences(a, b)
+    assert [d["blocking"] for d in diff if d["what"].startswith("torch threads")] == [False]
+    assert differences(a, dict(b, env={"threads": 1})) == []

@@ -89,6 +89,10 @@ def differences(run_a: Mapping[str, Any], run_b: Mapping[str, Any]) -> list[dict
     for key, what in (("limit", "image limit per split"), ("quick", "--quick"), ("steps", "editing steps"),
                       ("images_dir", "--images folder")):
         check(what, "run", ca.get(key), cb.get(key))
+    ta, tb = _get(run_a.get("env") or {}, "threads"), _get(run_b.get("env") or {}, "threads")
+    if ta is not None and tb is not None and ta != tb:  # float summation order only (last bits), and the timings
+        out.append({"what": "torch threads (scores may differ in the last bits; times are not comparable)",
+                    "scope": "run", "a": ta, "b": tb, "blocking": False})
     da, db = run_a.get("domains") or {}, run_b.get("domains") or {}
     for dom in [d for d in da if d in db]:
         check("evaluation fingerprint (protocol, domain models)", dom, _get(da[dom], "evaluation", "eval_fingerprint"),
