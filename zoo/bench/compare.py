@@ -141,7 +141,7 @@ def format_comparison(rows: Sequence[Mapping[str, Any]], diffs: Sequence[Mapping
     if diffs:
         blocking = [d for d in diffs if d.get("blocking", True)]
         head = ("NOT COMPARABLE: the runs differ in settings, so the changes below mix those with the methods' "
-                "own differences:\n" if blocking else "Compared versions (the point of the comparison):\n") + "".join(
+                "own differences:\n" if blocking else "Differences that do not block the comparison:\n") + "".join(
             f"  - {difference_line(d)}\n" for d in diffs) + "\n"
     body = []
     for r in rows:
