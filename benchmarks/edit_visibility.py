@@ -6,8 +6,8 @@ images it moves the right way. Several directions files can be compared (e.g. th
 Usage::
 
     python benchmarks/edit_visibility.py                                   # shipped directions, psp + optim
-    python benchmarks/edit_visibility.py --compare old=/tmp/old_directions.safetensors --methods psp,optim,e4e
-    git show HEAD:plugins/zoo_peeps/weights/directions.safetensors > /tmp/old.safetensors   # the previous file
+    git show HEAD~1:plugins/zoo_peeps/weights/directions.safetensors > old_directions.safetensors  # an earlier file
+    python benchmarks/edit_visibility.py --compare old=old_directions.safetensors --methods psp,optim,e4e
 
 Writes `benchmarks/board/peeps/edit_visibility.json` and `.md` (or `--out`).
 """

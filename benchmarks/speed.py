@@ -1,5 +1,5 @@
-"""CPU speed of the hot paths (issue 20): today's code ("baseline", a frozen copy in benchmarks/_baseline/ and the
-`lpips` package) against the current code ("optimised"), on random weights of the official configurations, in the
+"""CPU speed of the hot paths (issue 20): the code before the speed work ("baseline": commit 13bb0df, extracted from
+git at run time by `baseline_tree`, and the `lpips` package) against the current code ("optimised"), on random weights of the official configurations, in the
 same process with interleaved rounds (the machine is shared and noisy: read the ratios, not the seconds).
 
     python benchmarks/speed.py                          # every row, 7 rounds, 1 thread, table on stdout
@@ -49,8 +49,50 @@ class Row:
     build: Callable[[str, dict], Callable[[], Any]]
 
 
+BASELINE_REV = "13bb0df"  # the last commit before the issue-20 speed work
+# (git path at BASELINE_REV, package it becomes, files of it to keep; None = all)
+BASELINE_PARTS = (("zoo", "_baseline", None),
+                  ("plugins/zoo_metrics", "_baseline_metrics", ("msssim.py", "resize.py")),
+                  ("plugins/zoo_optim", "_baseline_optim", ("_common.py",)))
+
+
+def baseline_tree(rev: str = BASELINE_REV) -> Path:
+    """A folder holding the baseline code as importable packages (`_baseline` = the whole `zoo` package at `rev`,
+    `_baseline_metrics.msssim`, `_baseline_optim._common`), extracted from git once into the user cache
+    (~/.cache/inversion-zoo/speed-baseline/<rev>). The baseline is never copied into the working tree. Relative
+    imports resolve inside the old copy; absolute `zoo.*` imports bind to the current package (errors, cards).
+    Raises SystemExit with one line when this is not a git clone holding `rev`."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inversion-zoo" / "speed-baseline" / rev
+    if (cache / "complete").is_file():
+        return cache
+    tmp = cache.with_name(cache.name + f".tmp{os.getpid()}")
+    for src, pkg, keep in BASELINE_PARTS:
+        dest = tmp / pkg
+        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            names = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "-r", "--name-only", rev, src + "/"],
+                                   capture_output=True, text=True, check=True).stdout.split()
+        except (OSError, subprocess.CalledProcessError):
+            raise SystemExit(f"speed.py: the baseline needs a git clone holding commit {rev} (git -C {ROOT})") from None
+        for name in names:
+            rel = name[len(src) + 1:]
+            if not rel.endswith(".py") or (keep is not None and rel not in keep):
+                continue
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            (dest / rel).write_bytes(subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{name}"],
+                                                    capture_output=True, check=True).stdout)
+        (dest / "__init__.py").touch()  # plugin packages: only the kept modules, no registration side effects
+    (tmp / "complete").write_text(rev + "\n")
+    if cache.exists():
+        import shutil
+
+        shutil.rmtree(cache)
+    tmp.rename(cache)
+    return cache
+
+
 def _paths() -> None:
-    for p in (str(ROOT), str(HERE), str(ROOT / "plugins")):
+    for p in (str(ROOT), str(baseline_tree()), str(ROOT / "plugins")):
         if p not in sys.path:
             sys.path.insert(0, p)
 
@@ -154,8 +196,7 @@ def _pti_step(impl: str, shared: dict) -> Callable[[], Any]:
     g.requires_grad_(True)
     net = _lpips_model(impl, shared)
     if impl == "baseline":
-        sys.path.insert(0, str(HERE / "_baseline"))
-        from _baseline.perceptual import Perceptual
+        from _baseline_optim._common import Perceptual
     else:
         from zoo_optim._common import Perceptual
     perc = Perceptual(net, None)
@@ -255,7 +296,7 @@ def _msssim_row(batch: int) -> Callable[[str, dict], Callable[[], Any]]:
         import torch
 
         if impl == "baseline":
-            from _baseline.metrics.msssim import ms_ssim
+            from _baseline_metrics.msssim import ms_ssim
         else:
             from zoo_metrics.msssim import ms_ssim
         gen = torch.Generator().manual_seed(7)
@@ -381,7 +422,7 @@ def markdown(record: dict[str, Any]) -> str:
              f"CPU {m['cpu']}, {m['cores']} cores, torch {m['torch']}, {record['threads']} thread(s), "
              f"{record['rounds']} interleaved rounds after {record['warmup']} warm-up call(s); load average at start "
              f"{m['loadavg_start'][0]:.2f} (shared machine: compare the ratios). Baseline = the code at commit "
-             f"13bb0df (benchmarks/_baseline/, lpips 0.1.4); git HEAD {m['git_head']} + working tree."
+             f"{BASELINE_REV} (extracted from git, lpips 0.1.4); git HEAD {m['git_head']} + working tree."
              + ("" if record.get("complete", True) else " **Incomplete run: the rows measured so far.**"), "",
              "| row | baseline median (IQR) s | optimised median (IQR) s | ratio | speed-up | peak RSS MB base / opt "
              "| load before / after |",

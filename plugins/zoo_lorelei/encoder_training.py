@@ -87,7 +87,8 @@ def install(method: str, out: Path) -> dict[str, Any]:
             "steps": st["step"], "wall time (s)": round(st["wall_seconds"], 1),
             "seed": st.get("seed", 0), "validation (last)": json.dumps(st["val_history"][-1] if st["val_history"]
                                                                          else {}),
-            "resume": f"python -m zoo_lorelei.encoder_training {method} {out} MINUTES STEPS"}
+            "resume": f"python -m zoo_lorelei.encoder_training {method} RUN_DIR MINUTES STEPS (RUN_DIR/state.pt "
+                      "resumes; the run directory is not shipped)"}
     role = weight_role(method, "irse")
     entry = register_weights(role, Path(exported["path"]), card=card,
                              command=f"python -m zoo_lorelei.encoder_training {method} OUT 20 && "

@@ -95,10 +95,11 @@ def seed_files(cache: ResultCache, keys: Sequence[str], embedding_keys: Sequence
 
 def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
     """ZooError (one line) when the cluster at `address` does not answer on its GCS port within `timeout_s`: Ray
-    itself keeps retrying an unreachable address. 'auto' resolves as Ray does (RAY_ADDRESS, then the address file of
-    the last `ray start` on this machine, /tmp/ray/ray_current_cluster); 'ray://' client addresses are left to Ray."""
+    itself keeps retrying an unreachable address. 'auto' resolves as Ray does (RAY_ADDRESS, then the address file
+    `ray start` leaves in Ray's temporary folder, `$RAY_TMPDIR` or the system's); 'ray://' addresses are left to Ray."""
     import os
     import socket
+    import tempfile
 
     if address is None or address.startswith("ray://"):
         return
@@ -106,7 +107,7 @@ def check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
     if address == "auto":
         target = os.environ.get("RAY_ADDRESS", "")
         if not target:
-            current = Path("/tmp/ray/ray_current_cluster")
+            current = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir()) / "ray" / "ray_current_cluster"
             target = current.read_text().strip() if current.is_file() else ""
         if not target or target == "auto" or target.startswith("ray://"):
             return  # nothing to probe: Ray reports "no running cluster" itself
