@@ -11,36 +11,20 @@ import json
 import multiprocessing as mp
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from zoo_peeps.dataset import _atomic_write, _sha256, cache_root, images_to_tensor, split_index, split_spec
+from zoo_peeps.dataset import PeepsSplit, _atomic_write, _sha256, cache_root, split_index, split_spec
 
 from . import avatars
 
 CACHE_VERSION = "v1"
 
 
-@dataclass
-class LoreleiSplit:
-    """uint8 images [N, H, W, 3] in 0..255 with one label row per image (see :func:`avatars.labels_for`)."""
-
-    name: str
-    size: int
-    images: np.ndarray
-    labels: pd.DataFrame
-
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    def to_tensor(self, idx: Any = None) -> torch.Tensor:
-        """float32 [N, 3, H, W] in [-1, 1]."""
-        return images_to_tensor(self.images if idx is None else self.images[idx])
+LoreleiSplit = PeepsSplit  # the same container: rendered uint8 images + the renderer's label rows
 
 
 def _render_job(job: tuple[int, int, int]) -> np.ndarray:

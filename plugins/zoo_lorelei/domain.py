@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import cached_property
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 
 from zoo.cards import Card, WeightSpec
 from zoo.errors import InputError
+import zoo_peeps.domain as peeps_domain
 from zoo_peeps.domain import PeepsDomain
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -19,16 +19,11 @@ MANIFEST = WEIGHTS_DIR / "manifest.json"
 
 def load_manifest() -> dict[str, dict]:
     """Role -> {filename, sha256, size_bytes, model_card} of the shipped lorelei weights."""
-    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    return peeps_domain.load_manifest(WEIGHTS_DIR)
 
 
 def weight_specs() -> dict[str, WeightSpec]:
-    return {
-        role: WeightSpec(name=f"lorelei/{role}", filename=e["filename"], sha256=e["sha256"],
-                         path=str(WEIGHTS_DIR / e["filename"]), licence="CC0-1.0 (trained on CC0 renders)",
-                         size_bytes=e.get("size_bytes"), model_card=str(WEIGHTS_DIR / e["model_card"]))
-        for role, e in load_manifest().items()
-    }
+    return peeps_domain.weight_specs(WEIGHTS_DIR, "lorelei")
 
 
 class LoreleiDomain(PeepsDomain):

@@ -22,17 +22,22 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 MANIFEST = WEIGHTS_DIR / "manifest.json"
 
 
-def load_manifest() -> dict[str, dict]:
-    """Role -> {filename, sha256, model_card, ...} of the shipped weights (written by the export commands)."""
-    return json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+def load_manifest(weights_dir: Path | None = None) -> dict[str, dict]:
+    """Role -> {filename, sha256, model_card, ...} of the weights shipped in `weights_dir` (its manifest.json,
+    written by the export commands; {} when absent)."""
+    manifest = MANIFEST if weights_dir is None else weights_dir / "manifest.json"
+    return json.loads(manifest.read_text()) if manifest.exists() else {}
 
 
-def weight_specs() -> dict[str, WeightSpec]:
+def weight_specs(weights_dir: Path | None = None, domain: str = "peeps") -> dict[str, WeightSpec]:
+    """A WeightSpec per role of `weights_dir`'s manifest (default: peeps'; an embedded domain trained on CC0
+    renders)."""
+    weights_dir = WEIGHTS_DIR if weights_dir is None else weights_dir
     return {
-        role: WeightSpec(name=f"peeps/{role}", filename=e["filename"], sha256=e["sha256"],
-                         path=str(WEIGHTS_DIR / e["filename"]), licence="CC0-1.0 (trained on CC0 renders)",
-                         size_bytes=e.get("size_bytes"), model_card=str(WEIGHTS_DIR / e["model_card"]))
-        for role, e in load_manifest().items()
+        role: WeightSpec(name=f"{domain}/{role}", filename=e["filename"], sha256=e["sha256"],
+                         path=str(weights_dir / e["filename"]), licence="CC0-1.0 (trained on CC0 renders)",
+                         size_bytes=e.get("size_bytes"), model_card=str(weights_dir / e["model_card"]))
+        for role, e in load_manifest(weights_dir).items()
     }
 
 
