@@ -1,5 +1,7 @@
 """Measure the wall time of `zoo bench --quick` and of the default `zoo bench` on this machine (issue 4 budget:
-quick <= 3 min, default <= 15 min on the 2-core CPU machine) and write `benchmarks/bench_budget.json`.
+quick <= 3 min, default <= 15 min on the 2-core CPU machine) and write `benchmarks/bench_budget.json`. With
+`--only peeps3` / `--only both`: the default bench of the StyleGAN3 domain alone (issue 16: at most 8 extra minutes)
+and `zoo bench --domains peeps,peeps3` (the default budget + 8 minutes).
 
 Each run uses a fresh temporary run folder, so nothing is resumed from an earlier run. By default the user cache
 ($ZOO_HOME: rendered datasets, prepared weights) is used as it is; `--cold-cache` points ZOO_HOME at an empty
@@ -9,6 +11,7 @@ Usage::
 
     python benchmarks/bench_budget.py                 # both runs
     python benchmarks/bench_budget.py --only quick    # just `zoo bench --quick`
+    python benchmarks/bench_budget.py --only both --output budget_sg3.json   # peeps + peeps3 (issue 16)
     python benchmarks/bench_budget.py --check -- --threads 2   # exit 1 when over budget; args after -- go to zoo bench
 """
 
@@ -28,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-BUDGETS_S = {"quick": 180.0, "default": 900.0}
-ARGS = {"quick": ["--quick"], "default": []}
+BUDGETS_S = {"quick": 180.0, "default": 900.0, "peeps3": 480.0, "both": 900.0 + 480.0}
+ARGS = {"quick": ["--quick"], "default": [], "peeps3": ["--domains", "peeps3"], "both": ["--domains", "peeps,peeps3"]}
 
 
 def zoo_command() -> list[str]:
@@ -50,13 +53,16 @@ def run_one(name: str, extra: list[str], cold_cache: bool, keep: bool) -> dict[s
         env["ZOO_HOME"] = str(work / "zoo_home")
     cmd = [*zoo_command(), "bench", *ARGS[name], "--out", str(out), "--no-progress", *extra]
     print(f"[{name}] {' '.join(cmd)}", file=sys.stderr, flush=True)
+    load_before = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start
+    load_after = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     shown = ["<tmp>/run" if a == str(out) else a for a in cmd[len(zoo_command()):]]  # no machine paths
     record: dict[str, Any] = {"command": shown, "seconds": round(seconds, 2),
                               "budget_s": BUDGETS_S[name], "within_budget": seconds <= BUDGETS_S[name],
                               "exit_code": proc.returncode, "cold_cache": cold_cache,
+                              "load_average_before": load_before, "load_average_after": load_after,
                               "stderr_tail": proc.stderr.strip().splitlines()[-5:]}
     results_file = out / "results.json"
     if results_file.exists():
@@ -89,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=sorted(BUDGETS_S), help="run just one of the two")
+    parser.add_argument("--only", choices=sorted(BUDGETS_S), help="run just one of them (default: quick, default)")
     parser.add_argument("--cold-cache", action="store_true", help="use an empty ZOO_HOME (fresh-clone timing)")
     parser.add_argument("--keep", action="store_true", help="keep the run folders (their paths are recorded)")
     parser.add_argument("--check", action="store_true", help="exit 1 when a run fails or is over budget")

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import json
 import pathlib
@@ -225,11 +226,15 @@ def test_hyperstyle_loads_its_w_encoder_and_rejects_an_e4e_one():
 
 
 def test_checkpoint_files_with_non_builtin_opts_or_garbage_give_one_line_errors(tmp_path):
-    bad = tmp_path / "sg3.pt"
-    torch.save({"state_dict": {}, "opts": {"exp_dir": pathlib.PurePosixPath("/x")}}, bad)
-    with pytest.raises(CheckpointError, match="pathlib.PurePosixPath.*plain dict") as err:
+    bad = tmp_path / "namespace.pt"
+    torch.save({"state_dict": {}, "opts": argparse.Namespace(exp_dir="/x")}, bad)
+    with pytest.raises(CheckpointError, match="argparse.Namespace.*plain dict") as err:
         load_official(bad)
     assert "\n" not in str(err.value)
+    sg3 = tmp_path / "sg3.pt"  # stylegan3-editing opts hold pathlib paths: read as strings (nothing run)
+    torch.save({"state_dict": {}, "opts": {"exp_dir": pathlib.PurePosixPath("/x")}}, sg3)
+    with pytest.raises(CheckpointError, match="cannot tell which encoder this is"):
+        load_official(sg3)
     html = tmp_path / "quota.pt"
     html.write_text("<html>Google Drive - quota exceeded</html>")
     with pytest.raises(CheckpointError, match="HTML"):

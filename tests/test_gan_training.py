@@ -47,3 +47,17 @@ def test_resume_from_compacted_state_and_config_mismatch(tmp_path, images):
     assert out["step"] == 3
     with pytest.raises(ValueError, match="different config"):
         train_gan(images, tmp_path / "small", GanConfig(**{**TINY, "lr": 0.01}, max_steps=4))
+
+
+def test_ctrl_c_saves_the_finished_step(tmp_path, images):
+    import os
+    import signal
+
+    def interrupt(step: int, g) -> None:
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives while step 2 is being saved
+
+    out = train_gan(images, tmp_path, GanConfig(**TINY, max_steps=6), on_checkpoint=interrupt)
+    assert out["step"] == 3 and not out["finished"]  # step 3 finished, saved, then stopped
+    assert load_checkpoint(tmp_path / "state.pt")["step"] == 3
+    assert train_gan(images, tmp_path, GanConfig(**TINY, max_steps=6))["step"] == 6

@@ -72,10 +72,12 @@ def test_invert_on_an_sg3_domain_file_and_reload(domain_file, tmp_path):
 
 
 def test_encoders_refuse_sg3_in_one_line(domain_file, tmp_path):
-    res = cli("invert", "psp", "--domain", domain_file, "--out", tmp_path / "psp", "--limit", "1")
+    """HyperStyle stays StyleGAN2-only (pSp / e4e / ReStyle run on SG3: tests/test_stylegan3_encoders.py)."""
+    res = cli("invert", "hyperstyle", "--domain", domain_file, "--out", tmp_path / "hs", "--limit", "1")
     assert res.exit_code != 0
-    assert "psp cannot run on a StyleGAN3 generator yet" in res.output and len(res.output.strip().splitlines()) == 1
-    assert not (tmp_path / "psp").exists()
+    assert "hyperstyle cannot run on a StyleGAN3 generator yet" in res.output
+    assert len(res.output.strip().splitlines()) == 1 and "restyle_e4e" in res.output
+    assert not (tmp_path / "hs").exists()
 
 
 def test_domain_check_reports_sg3(domain_file):

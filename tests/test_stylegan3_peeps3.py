@@ -99,3 +99,22 @@ def test_training_tracks_emas_checkpoints_and_resumes_exactly(tmp_path):
     other = Gan3Config(**{**TINY.__dict__, "g_lr": 0.001})
     with pytest.raises(InputError, match="different config"):
         train_gan3(data, tmp_path / "whole", other)
+
+
+def test_ctrl_c_finishes_the_step_saves_and_resumes(tmp_path):
+    """SIGINT mid-run: the step in progress finishes, state.pt holds it, the call returns; a rerun completes."""
+    import os
+    import signal
+
+    data = (np.random.RandomState(0).rand(16, 16, 16, 3) * 255).astype(np.uint8)
+    cfg = Gan3Config(**{**TINY.__dict__, "checkpoint_every": 100})
+
+    def interrupt(step: int, seconds: float) -> None:
+        if step == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    out = train_gan3(data, tmp_path, cfg, on_step=interrupt)
+    assert out["step"] == 1 and not out["finished"]
+    assert torch.load(tmp_path / "state.pt", weights_only=True)["step"] == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert train_gan3(data, tmp_path, cfg)["step"] == 4

@@ -42,7 +42,8 @@ class Domain(ABC):
         """Every weights file of this domain by role."""
 
     def generator(self, device: str | torch.device = "cpu") -> LoadedGenerator:
-        """The domain's generator (loaded once per device, sha256-verified) with its latent_avg [w_dim]."""
+        """The domain's generator (loaded once per device, sha256-verified) with its latent_avg [w_dim]; a StyleGAN3
+        file gives a `zoo.stylegan3` generator with the same interface."""
         from .stylegan2.checkpoints import load_generator
 
         key = str(torch.device(device))
@@ -53,7 +54,11 @@ class Domain(ABC):
                 raise CheckpointError(f"domain '{self.name}' has no generator weights registered "
                                       f"(train one: `zoo train generator --domain {self.name}`)")
             path = self.weights["generator"].resolve()
-            loaded = load_generator(path, device=device)
+            from .stylegan3.checkpoints import is_stylegan3_file
+            from .stylegan3.checkpoints import load_generator as load_stylegan3
+
+            loaded = (load_stylegan3(path, device=device) if is_stylegan3_file(path)  # type: ignore[assignment]
+                      else load_generator(path, device=device))
             for p in loaded.generator.parameters():
                 p.requires_grad_(False)
             self._generators[key] = loaded
@@ -65,6 +70,21 @@ class Domain(ABC):
     @abstractmethod
     def images(self, split: str = "test", limit: int | None = None) -> torch.Tensor:
         """Images of a split, [N, 3, H, W] in [-1, 1] (deterministic order)."""
+
+    def poses(self, split: str = "test", limit: int | None = None) -> torch.Tensor | None:
+        """User transforms of a split's images, float64 [N, 3] rows (r degrees CCW, tx, ty fractions of the side,
+        right / down), or None when the domain's images are not aligned crops of unaligned frames.
+
+        When not None, `images(split)` are the *aligned* crops (what inverters and encoders see) and
+        `unaligned_images(split)` the frames the faces came from; `make_transform(r, tx, ty)` of
+        `zoo.stylegan3.transforms` carries the first into the second (StyleGAN3 domains, stylegan3-editing
+        convention: the generator renders the unaligned frame with `transform=(r, tx, ty)`)."""
+        return None
+
+    def unaligned_images(self, split: str = "test", limit: int | None = None) -> torch.Tensor | None:
+        """The unaligned frames of a split, [N, 3, H, W] in [-1, 1], same order as `images(split)`; None when
+        `poses(split)` is None."""
+        return None
 
     def labels(self, split: str = "test", limit: int | None = None) -> pd.DataFrame | None:
         """Ground-truth labels of a split, one row per image (None when unknown)."""

@@ -29,9 +29,13 @@ Small configuration for a small domain (peeps: 32x32, n_styles 8, w_dim 128). Wh
   ReStyle 2.3 s and HyperStyle 2.6 s per 5-iteration step, i.e. 7k-16k pSp steps or 1.4k-2.4k ReStyle /
   HyperStyle steps in a 60-90 minute budget.
 
-`small_config(method, n_styles, style_dim, resolution, backbone)` derives a config from the domain's generator, so
-the same recipe serves any small domain; `sizes=` swaps the width table (the tests use a tiny one).
-Every exported weights file stores its `EncoderConfig` (safetensors metadata), so loading needs no table.
+`small_config(method, n_styles, style_dim, resolution, backbone, generator=...)` derives a config from the domain's
+generator, so the same recipe serves any small domain -- StyleGAN2 (n_styles = 2*log2(size) - 2) or StyleGAN3
+(n_styles = num_ws = num_layers + 2, 16 for the official configs; ws[0] drives the Fourier input layer). The
+map2style split stays coarse 0-2 / medium 3-6 / fine 7+ for any n_styles (every official encoder hard-codes 3 / 7,
+also for 16 codes); ReStyle heads read every code from the final map, as stylegan3-editing's `psp3.py` / `e4e3.py`.
+`sizes=` swaps the width table (the tests use a tiny one). Every exported weights file stores its `EncoderConfig`
+(safetensors metadata, with the generator family), so loading needs no table and builds the right head count.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from zoo.encoders import (
 from zoo.stylegan2 import LayerSlot
 
 METHODS: tuple[str, ...] = ("psp", "e4e", "restyle_psp", "restyle_e4e", "hyperstyle", "w_encoder")
+SG3_METHODS: tuple[str, ...] = ("psp", "e4e", "restyle_psp", "restyle_e4e")  # also for StyleGAN3 generators
 
 # method -> default backbone, input channels (ReStyle / HyperStyle see concat(x, y_prev))
 DEFAULT_BACKBONE: dict[str, str] = {"psp": "irse", "e4e": "irse", "restyle_psp": "irse", "restyle_e4e": "irse",
@@ -110,9 +115,15 @@ class EncoderConfig:
     units: tuple[int, ...]
     hyper: dict[str, Any] = field(default_factory=dict)  # HyperStyle: z_dim, refine_inner, refine_out, hyper_inner,
     #                                                       layers_to_tune (list or None)
+    generator: str = "stylegan2"  # family of the generator it was trained for: 'stylegan2' | 'stylegan3'
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        """Sorted JSON; `generator` is written only when not 'stylegan2' (files written before StyleGAN3 support
+        keep their bytes, and sha256, when re-exported)."""
+        d = asdict(self)
+        if d["generator"] == "stylegan2":
+            del d["generator"]
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | dict) -> EncoderConfig:
@@ -134,10 +145,17 @@ def weight_role(method: str, backbone: str | None = None) -> str:
 
 
 def small_config(method: str, n_styles: int, style_dim: int, resolution: int, backbone: str | None = None,
-                 sizes: SmallSizes = PEEPS_SIZES, layers_to_tune: Sequence[int] | None = None) -> EncoderConfig:
-    """The small configuration of `method` for a generator with `n_styles` x `style_dim` codes at `resolution`."""
+                 sizes: SmallSizes = PEEPS_SIZES, layers_to_tune: Sequence[int] | None = None,
+                 generator: str = "stylegan2") -> EncoderConfig:
+    """The small configuration of `method` for a `generator` ('stylegan2' | 'stylegan3') generator with `n_styles` x
+    `style_dim` codes at `resolution`. Raises ValueError for an unknown method / backbone, or a StyleGAN3 generator
+    with a method that cannot drive one (HyperStyle and its W-encoder)."""
     if method not in METHODS:
         raise ValueError(f"unknown encoder method {method!r} (one of {', '.join(METHODS)})")
+    if generator not in ("stylegan2", "stylegan3"):
+        raise ValueError(f"unknown generator family {generator!r} (stylegan2, stylegan3)")
+    if generator == "stylegan3" and method not in SG3_METHODS:
+        raise ValueError(f"{method} cannot be trained for a StyleGAN3 generator (StyleGAN3: {', '.join(SG3_METHODS)})")
     backbone = backbone or DEFAULT_BACKBONE[method]
     if (method, backbone) not in ENCODER_TYPE:
         ok = sorted(b for m, b in ENCODER_TYPE if m == method)
@@ -152,7 +170,7 @@ def small_config(method: str, n_styles: int, style_dim: int, resolution: int, ba
         method=method, encoder_type=ENCODER_TYPE[(method, backbone)], backbone=backbone, n_styles=n_styles,
         style_dim=style_dim, input_size=resolution, input_nc=INPUT_NC[method],
         channels=tuple(sizes.irse_channels if irse else sizes.resnet_channels),
-        units=tuple(sizes.irse_units if irse else sizes.resnet_units), hyper=hyper,
+        units=tuple(sizes.irse_units if irse else sizes.resnet_units), hyper=hyper, generator=generator,
     )
 
 

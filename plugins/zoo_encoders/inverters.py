@@ -15,6 +15,14 @@ Two configurations of the same `zoo.encoders` code:
 Inference follows the official scripts: eval mode, fixed noise (randomize_noise=False), codes + latent_avg;
 ReStyle / HyperStyle run `n_iters` iterations (default 5) from the average image / the W-encoder inversion.
 Per-image seconds = wall time of the batch (after loading, including resizing) / batch size.
+
+StyleGAN3 (pSp, e4e, ReStyle-pSp, ReStyle-e4e; stylegan3-editing `psp3.py` / `e4e3.py`): the codes are all num_ws
+(16) of the generator including ws[0] (the Fourier input layer's), the encoder always sees the aligned crop and
+every render it is fed back is the aligned one (identity user transform, `zoo.encoders.generators`); a user
+transform (`Inversion.with_transform`, `zoo invert --transforms`) then renders the result in the image's unaligned
+frame (paper configuration: through the checkpoint's decoder). The stylegan3-editing checkpoints
+(`restyle_pSp_ffhq.pt`, `restyle_e4e_ffhq.pt`) load with weights=PATH; they were trained and are tested with 3
+iterations (pass n_iters=3 for the paper's setting; the option's default stays 5, restyle-encoder's).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from torch import nn
 
 from zoo.cards import Card, sha256_file
 from zoo.encoders import average_image, pool_to, run_hyperstyle, run_restyle
+from zoo.encoders.generators import generator_family, render_aligned
 from zoo.encoders.official import OfficialModel, load_official
 from zoo.errors import CheckpointError, InputError
 from zoo.inversion import Inversion, WeightOffsets
@@ -228,6 +237,16 @@ class CheckpointInversion(Inversion):
         return CheckpointInversion(**{f.name: getattr(base, f.name) for f in fields(Inversion)},
                                    decoder=self.decoder, out_size=self.out_size)
 
+    def with_transform(self, transform: Any, generator: Generator | None = None) -> CheckpointInversion:
+        """As `Inversion.with_transform`, rendered through the checkpoint's (StyleGAN3) decoder and resized to the
+        domain resolution like every other render of this inversion."""
+        if generator is not None:
+            return super().with_transform(transform, generator)  # type: ignore[return-value]
+        out = super().with_transform(transform, self.decoder)
+        with torch.no_grad():
+            out.reconstructions = out.render().to(self.reconstructions.dtype)
+        return out  # type: ignore[return-value]
+
 
 @dataclass
 class Loaded:
@@ -327,6 +346,10 @@ class EncoderInverter(Inverter):
         g = gen.generator
         f = load_encoder_file(path, g.layer_slots(), self.device, expect_method=self.name)
         cfg = f.config
+        family = generator_family(g)
+        if cfg.generator != family:
+            raise CheckpointError(f"{path}: trained for a {cfg.generator} generator, but domain '{domain.name}' has a "
+                                  f"{family} generator: {self._train_hint(domain)}")
         if (cfg.n_styles, cfg.style_dim, cfg.input_size) != (g.n_latent, g.style_dim, domain.resolution):
             raise CheckpointError(
                 f"{path}: trained for {cfg.n_styles} styles x {cfg.style_dim} at {cfg.input_size} px, but domain "
@@ -379,8 +402,7 @@ class EncoderInverter(Inverter):
             codes = st.official.encode(x)
         else:
             codes = st.encoder(x) + st.latent_avg.unsqueeze(0).to(x)
-        image, _ = st.generator([codes], input_is_latent=True, randomize_noise=False)
-        return codes, image, None
+        return codes, render_aligned(st.generator, codes), None
 
     @torch.no_grad()
     def invert(self, images: torch.Tensor, domain: Domain, *, progress: bool = False) -> Inversion:
@@ -403,23 +425,29 @@ class EncoderInverter(Inverter):
         return Inversion(**common)
 
 
+SG2_AND_SG3 = ("stylegan2", "stylegan3")
+
+
 class PSP(EncoderInverter):
-    """pSp: IR-SE FPN encoder -> W+ codes + latent_avg (single forward pass)."""
+    """pSp: IR-SE FPN encoder -> W+ codes + latent_avg (single forward pass); StyleGAN2 or StyleGAN3."""
 
     name = "psp"
     card = CARDS["psp"]
+    generators = SG2_AND_SG3
 
 
 class E4E(EncoderInverter):
-    """e4e: w0 + per-layer deltas (all deltas on at inference) + latent_avg."""
+    """e4e: w0 + per-layer deltas (all deltas on at inference) + latent_avg; StyleGAN2 or StyleGAN3."""
 
     name = "e4e"
     card = CARDS["e4e"]
+    generators = SG2_AND_SG3
 
 
 class _ReStyle(EncoderInverter):
     Options = ReStyleOptions
     iterative = True
+    generators = SG2_AND_SG3
 
     def _source(self) -> tuple[Any, Loaded] | None:
         """Bootstrapping: (source domain, its loaded ReStyle state), else None."""

@@ -33,6 +33,12 @@ on one contended CPU core per method):
   more than a 90-minute run sees, so generator samples are not mixed in (`synthetic_fraction` allows it).
 * randomize_noise: True in pSp / e4e / ReStyle training forwards, False for HyperStyle (official); inference and
   validation always use the fixed noise buffers.
+* StyleGAN3 domains (a generator with a Fourier-feature input): pSp, e4e, ReStyle-pSp and ReStyle-e4e train on the
+  domain's aligned images against the frozen generator's aligned renders, predicting all num_ws (16 officially)
+  codes; e4e keeps its progressive deltas and delta regularisation over them. The family's recipe differences
+  (`SG3_RECIPES`) follow stylegan3-editing: ReStyle `n_iters_per_batch` 3 (train and test), ReStyle-e4e without
+  progressive training (all deltas from the start, no delta regularisation) and real discriminator codes at
+  truncation 0.7. HyperStyle / the W-encoder are StyleGAN2-only (an InputError says so).
 
 Run directory: `state.pt` (atomic, every `checkpoint_every` steps, at each validation, on time-out and Ctrl-C),
 `config.json`, `log.json`, `val/NNNNNN.png` grids (rows: input | reconstruction per iteration) and, after
@@ -59,9 +65,12 @@ from zoo.options import make_options
 from zoo.training.checkpointing import load_training_state, restoring, rng_state, save_atomic, set_rng_state
 from zoo.training.stylegan2_gan import save_grid
 
+from zoo.encoders.generators import STYLEGAN2, STYLEGAN3, generator_family, render_aligned, sample_w
+
 from .configs import (
     DEFAULT_BACKBONE,
     METHODS,
+    SG3_METHODS,
     PEEPS_SIZES,
     EncoderConfig,
     SmallSizes,
@@ -104,6 +113,8 @@ class Recipe:
     r1: float = 10.0
     d_reg_every: int = 16
     w_pool_size: int = 50
+    progressive: bool = True  # False: all deltas from the start, no delta reg (stylegan3-editing ReStyle-e4e)
+    real_w_truncation: float = 1.0  # truncation psi of the discriminator's real codes (stylegan3-editing: 0.7)
     # data
     hflip: bool = False
     synthetic_fraction: float = 0.0
@@ -128,15 +139,33 @@ RECIPES: dict[str, Recipe] = {
     "restyle_e4e": Recipe(steps=8000, n_iters_per_batch=5, val_every=300, **_E4E),
     "hyperstyle": Recipe(steps=4000, max_minutes=75.0, n_iters_per_batch=5, randomize_noise=False, val_every=200),
 }
+# StyleGAN3 generators: what stylegan3-editing changes (anchors-methods §9, `inversion/options/*train_options.py`,
+# `coach_restyle_e4e.py`): 3 ReStyle iterations in training and at test time; ReStyle-e4e without progressive
+# training (`progressive_steps` None: every delta on, all 16 codes discriminated, no delta regularisation) and real
+# codes sampled at truncation 0.7. pSp / e4e (no official StyleGAN3 versions) keep their StyleGAN2 recipes.
+# Validation keeps 5 iterations (the inverters' default n_iters), so the model card shows iterations 1-5.
+SG3_RECIPES: dict[str, dict[str, Any]] = {
+    "restyle_psp": {"n_iters_per_batch": 3},
+    "restyle_e4e": {"n_iters_per_batch": 3, "progressive": False, "real_w_truncation": 0.7},
+}
 # settings that may change when a run is resumed
 VOLATILE = {"steps", "max_minutes", "checkpoint_every", "val_every", "val_iters", "log_every"}
+# fields added after runs were saved: a state without them was made with these values
+ADDED_FIELDS = {"progressive": True, "real_w_truncation": 1.0}
 
 
-def make_recipe(method: str, overrides: dict[str, Any] | None = None) -> Recipe:
-    """The method's default recipe with overrides (strings are converted to the field types)."""
+def default_recipe(method: str, family: str = STYLEGAN2) -> Recipe:
+    """The method's default recipe for a generator family ('stylegan2' | 'stylegan3', see `SG3_RECIPES`)."""
     if method not in RECIPES:
         raise InputError(f"unknown encoder method '{method}' (one of {', '.join(METHODS)})")
-    return make_options(Recipe, {**asdict(RECIPES[method]), **(overrides or {})})
+    changes = SG3_RECIPES.get(method, {}) if family == STYLEGAN3 else {}
+    return make_options(Recipe, {**asdict(RECIPES[method]), **changes})
+
+
+def make_recipe(method: str, overrides: dict[str, Any] | None = None, family: str = STYLEGAN2) -> Recipe:
+    """The method's default recipe for the generator family with overrides (strings are converted to the field
+    types)."""
+    return make_options(Recipe, {**asdict(default_recipe(method, family)), **(overrides or {})})
 
 
 def default_run_dir(method: str, domain_name: str, backbone: str | None = None) -> Path:
@@ -242,7 +271,8 @@ def _sample_batch(run: _Run, device: torch.device) -> torch.Tensor:
     if n_syn > 0:
         g = run.trainer.generator
         with torch.no_grad():
-            fake, _ = g([torch.randn(n_syn, g.style_dim, device=device)], randomize_noise=True)
+            w = sample_w(g, n_syn, device).unsqueeze(1).repeat(1, g.n_latent, 1)
+            fake = render_aligned(g, w, randomize_noise=True)
         x = torch.cat([x[: r.batch - n_syn], fake.clamp(-1, 1)])
     return x
 
@@ -298,16 +328,23 @@ def train_encoder(
         raise InputError(f"unknown encoder method '{method}' (one of {', '.join(METHODS)})")
     domain = _resolve_domain(domain)
     dev = torch.device(device)
+    g = domain.generator(dev).generator
+    family = generator_family(g)
+    if family == STYLEGAN3 and method not in SG3_METHODS:
+        raise InputError(f"{method} cannot be trained on a StyleGAN3 generator (domain '{domain.name}'); StyleGAN3 "
+                         f"domains train {', '.join(SG3_METHODS)}")
     overrides = dict(recipe or {})
     for k, v in (("steps", steps), ("batch", batch), ("max_minutes", max_minutes)):
         if v is not None:
             overrides[k] = v
-    rec = make_recipe(method, overrides)
+    rec = make_recipe(method, overrides, family)
     if config is None:
-        g = domain.generator(dev).generator
-        config = small_config(method, g.n_latent, g.style_dim, domain.resolution, backbone, sizes)
+        config = small_config(method, g.n_latent, g.style_dim, domain.resolution, backbone, sizes, generator=family)
     elif config.method != method:
         raise InputError(f"config is for {config.method}, not {method}")
+    elif (config.generator, config.n_styles) != (family, g.n_latent):
+        raise InputError(f"config is for a {config.generator} generator with {config.n_styles} codes, but domain "
+                         f"'{domain.name}' has a {family} generator with {g.n_latent}")
     run_dir = Path(out_dir) if out_dir is not None else default_run_dir(method, domain.name, config.backbone)
     run_dir.mkdir(parents=True, exist_ok=True)
     state_path = run_dir / "state.pt"
@@ -317,7 +354,7 @@ def train_encoder(
         state = load_training_state(state_path, STATE_KEYS, f"the {method} encoder")
         with restoring(state_path, f"the {method} encoder"):
             same_model = state["method"] == method and EncoderConfig.from_json(state["config"]) == config
-            old = {k: v for k, v in dict(state["recipe"]).items() if k not in VOLATILE}
+            old = {k: v for k, v in {**ADDED_FIELDS, **dict(state["recipe"])}.items() if k not in VOLATILE}
         if not same_model:
             raise InputError(f"{state_path} holds a different model ({state['method']}); use --fresh or another --out")
         new = {k: v for k, v in json.loads(json.dumps(asdict(rec))).items() if k not in VOLATILE}
@@ -408,13 +445,14 @@ def train_encoder(
 
 
 # --------------------------------------------------------------------------------------------- export
-def _card_command(method: str, domain_name: str, state: dict[str, Any], backbone: str) -> str:
-    """The `zoo train` command line that reproduces the run (recipe changes as --set)."""
-    r = state["recipe"]
+def _card_command(method: str, domain_name: str, state: dict[str, Any], backbone: str,
+                  family: str = STYLEGAN2) -> str:
+    """The `zoo train` command line that reproduces the run (changes from the family's default recipe as --set)."""
+    r = {**ADDED_FIELDS, **state["recipe"]}
     parts = [f"zoo train {method} --domain {domain_name}", f"--steps {r['steps']}"]
     if r.get("max_minutes"):
         parts.append(f"--minutes {r['max_minutes']:g}")
-    default = json.loads(json.dumps(asdict(RECIPES[method])))
+    default = json.loads(json.dumps(asdict(default_recipe(method, family))))
     if r["batch"] != default["batch"]:
         parts.append(f"--batch {r['batch']}")
     parts.append(f"--seed {state.get('seed', 0)}")
@@ -425,10 +463,31 @@ def _card_command(method: str, domain_name: str, state: dict[str, Any], backbone
     return " ".join(parts + ["--install"])
 
 
+def weights_installer(domain: Any) -> Any:
+    """How `domain` installs trained weights, or None: its `install_weights(role, path, command=, card=)` method if
+    it has one, else -- for embedded domains whose module keeps its weights in a `WEIGHTS_DIR` folder with a
+    manifest (peeps: weights/, peeps3: weights3/) -- `zoo_peeps.export.register_weights` into that folder."""
+    own = getattr(domain, "install_weights", None)
+    if callable(own):
+        return own
+    import sys
+    from functools import partial
+
+    folder = getattr(sys.modules.get(type(domain).__module__), "WEIGHTS_DIR", None)
+    if domain.name != "peeps" and (folder is None or not getattr(domain, "embedded", False)):
+        return None
+    from zoo_peeps.export import register_weights
+
+    if domain.name == "peeps":  # peeps' own folder (register_weights' defaults)
+        return register_weights
+    return partial(register_weights, weights_dir=Path(folder), domain=domain.name)
+
+
 def export_encoder(method: str, run_dir: str | Path, domain: Any, install: bool = True) -> dict[str, Any]:
     """Write `run_dir/encoder_<method>[_backbone].safetensors` (fp16, config + training facts in the metadata) from
-    the run's state; when `install` and the domain is peeps, register it (file, model card, sha256 in the manifest)
-    via zoo_peeps.export.register_weights under the role 'encoder/<method>[_backbone]'."""
+    the run's state; when `install`, register it (file, model card, sha256 in the manifest) under the role
+    'encoder/<method>[_backbone]' where the domain keeps its weights (`weights_installer`: peeps' weights/,
+    peeps3's weights3/, ...); other domains get a warning and the file stays in the run directory."""
     domain = _resolve_domain(domain)
     run_dir = Path(run_dir)
     state_path = run_dir / "state.pt"
@@ -461,12 +520,11 @@ def export_encoder(method: str, run_dir: str | Path, domain: Any, install: bool 
     result: dict[str, Any] = {"path": str(path), "sha256": sha256_file(path), "size_bytes": path.stat().st_size,
                               "parameters": n_params}
     if install:
-        if domain.name != "peeps":
-            warnings.warn(f"installing is only supported for the embedded peeps domain; the weights are at {path}",
-                          stacklevel=2)
+        register_weights = weights_installer(domain)
+        if register_weights is None:
+            warnings.warn(f"domain '{domain.name}' does not install trained weights (only embedded domains with a "
+                          f"weights folder do); the weights are at {path}", stacklevel=2)
             return result
-        from zoo_peeps.export import register_weights
-
         from .inverters import CARDS
 
         card = CARDS["hyperstyle" if method == "w_encoder" else method]  # the W-encoder is HyperStyle's part
@@ -475,7 +533,7 @@ def export_encoder(method: str, run_dir: str | Path, domain: Any, install: bool 
             "paper": f"{card.title} ({card.authors}, {card.year}) {card.url}",
             "architecture": f"{cfg.encoder_type}, {cfg.backbone} backbone channels {list(cfg.channels)} units "
                             f"{list(cfg.units)}, input {cfg.input_nc}x{cfg.input_size}x{cfg.input_size}, "
-                            f"{cfg.n_styles} styles x {cfg.style_dim}"
+                            f"{cfg.n_styles} styles x {cfg.style_dim} ({cfg.generator} generator)"
                             + (f", hypernet {cfg.hyper}" if cfg.hyper else ""),
             "parameters": f"{n_params:,} ({path.stat().st_size / 1e6:.2f} MB fp16 safetensors)",
             "steps": state["step"], "batch": state["recipe"]["batch"],
@@ -496,7 +554,8 @@ def export_encoder(method: str, run_dir: str | Path, domain: Any, install: bool 
             card_fields["validation per iteration"] = {
                 label(i): {k: round(v, 4) for k, v in m.items()} for i, m in enumerate(val["iterations"])}
         entry = register_weights(weight_role(method, cfg.backbone), path,
-                                 command=_card_command(method, domain.name, state, cfg.backbone), card=card_fields)
+                                 command=_card_command(method, domain.name, state, cfg.backbone, cfg.generator),
+                                 card=card_fields)
         result["installed"] = entry
     return result
 

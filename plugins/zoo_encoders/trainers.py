@@ -10,6 +10,11 @@
   on_batch`).
 * ReStyle-e4e: as ReStyle-pSp plus e4e's terms per iteration on the full codes; the discriminator is updated once per
   batch and sees the raw residual output E(x || y_0) (no latent_avg added), as the official ReStyle-e4e coach.
+  With `recipe.progressive` False (stylegan3-editing's ReStyle-e4e on StyleGAN3, `progressive_steps` None) every
+  delta is on from the first step, all codes are discriminated and there is no delta regularisation.
+* StyleGAN3 generators (`zoo.encoders.generators`): every render is the aligned one (identity user transform, as
+  stylegan3-editing's coaches), randomize_noise has no effect (no noise inputs), real codes for the latent
+  discriminator are mapped from z [B, z_dim] with `recipe.real_w_truncation` (stylegan3-editing: 0.7).
 * HyperStyle: codes and y_0 from the frozen W-encoder (eval mode, no grad); per-iteration losses on
   G(codes, W * (1 + sum of deltas)); only the hypernetwork is optimised; randomize_noise=False (official).
 
@@ -25,6 +30,8 @@ import torch
 from torch import nn
 
 from zoo.encoders import average_image, hyperstyle_steps, initial_inversion, pool_to, restyle_steps
+from zoo.encoders.generators import render_aligned, sample_w
+from zoo.encoders.psp import ProgressiveStage
 from zoo.stylegan2 import Generator
 
 from .configs import EncoderConfig, build_module
@@ -92,8 +99,7 @@ class Trainer:
         self.stage = stage
 
     def _render(self, codes: torch.Tensor, randomize_noise: bool) -> torch.Tensor:
-        image, _ = self.generator([codes], input_is_latent=True, randomize_noise=randomize_noise)
-        return image
+        return render_aligned(self.generator, codes, randomize_noise)
 
 
 # --------------------------------------------------------------------------------------------- single pass
@@ -155,18 +161,21 @@ class E4EMixin:
 
     def _init_e4e(self) -> None:
         r = self.recipe
-        self.schedule = ProgressiveSchedule(self.cfg.n_styles, r.progressive_start, r.progressive_step_every)
+        self.schedule = (ProgressiveSchedule(self.cfg.n_styles, r.progressive_start, r.progressive_step_every)
+                         if r.progressive else None)
         self.disc = (LatentDiscriminatorTrainer(self.cfg.style_dim, lr=r.w_discriminator_lr, r1=r.r1,
                                                 d_reg_every=r.d_reg_every, pool_size=r.w_pool_size,
                                                 device=self.device)
                      if r.w_discriminator_lambda > 0 else None)
-        self._apply_stage(0)
+        self._apply_stage(0 if self.schedule is not None else int(ProgressiveStage.Inference))
 
     def _apply_stage(self, stage: int) -> None:
         self.stage = stage
         self.module.set_progressive_stage(stage)  # type: ignore[operator]
 
     def set_progress(self, progress: float) -> bool:
+        if self.schedule is None:  # not progressive: all deltas on from the start
+            return False
         stage = max(self.schedule.stage(progress), self.stage or 0)  # never goes back (e.g. a longer resumed run)
         if stage != self.stage:
             self._apply_stage(stage)
@@ -180,8 +189,8 @@ class E4EMixin:
         if self.disc is None:
             return {}
         with torch.no_grad():
-            z = torch.randn(fake_codes.shape[0], self.cfg.style_dim, device=self.device)
-            real_w = self.generator.get_latent(z)
+            real_w = sample_w(self.generator, fake_codes.shape[0], self.device, self.recipe.real_w_truncation,
+                              self.latent_avg[0])
         real_w, fake_w = self.disc.sample_latents(real_w, fake_codes.detach(), self.dims())
         return self.disc.step(real_w, fake_w, step)
 
@@ -193,7 +202,7 @@ class E4EMixin:
             adv = encoder_adversarial_loss(self.disc.discriminator, latent, self.dims())
             total = total + r.w_discriminator_lambda * adv
             logs["adv"] = float(adv.detach())
-        if r.delta_norm_lambda > 0:
+        if r.delta_norm_lambda > 0 and self.schedule is not None:  # official: only while progressive
             delta = delta_regularisation(latent, int(self.stage or 0), 2)
             total = total + r.delta_norm_lambda * delta
             logs["delta"] = float(delta.detach())

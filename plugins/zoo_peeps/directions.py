@@ -28,6 +28,8 @@ direction the boundary report and the labeller), "stylespace" (JSON {attribute: 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import json
 import time
 from dataclasses import replace
@@ -195,31 +197,42 @@ def _selection_samples(domain) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _stylespace(domain, samples: dict, labeller: AttributeNet) -> dict[str, dict]:
+def pick_stylespace_channels(g, w: torch.Tensor, scores: dict[str, torch.Tensor],
+                             effect: Callable[[str, tuple[int, int, float]], float],
+                             effect_key: str = "labeller_effect_at_3", candidates: int = CHANNEL_CANDIDATES
+                             ) -> dict[str, dict]:
+    """StyleSpace channel per attribute (Wu et al. 2021, official signal-to-noise detection): the
+    `candidates` channels `rank_channels` finds for the style codes of `w` [N, w_dim] and `scores[attr]`
+    [N], each tried with both signs at `STYLESPACE_SCALE` channel stds; `effect(attr, (slot, channel, offset))`
+    scores a candidate edit and the best one is kept. Works for any generator with `style_codes` / `layer_slots`
+    (StyleGAN2 and StyleGAN3). Returns {attr: {"channel", "layer", "relevance", effect_key, "candidates ..."}}."""
     from zoo_editors.fitting import rank_channels
 
-    g = domain.generator().generator
     slots = g.layer_slots()
-    parts = [g.style_codes(samples["w"][i : i + 5000, None].repeat(1, g.n_latent, 1))
-             for i in range(0, len(samples["w"]), 5000)]
+    parts = [g.style_codes(w[i : i + 5000, None].repeat(1, g.n_latent, 1)) for i in range(0, len(w), 5000)]
     codes = [torch.cat(p) for p in zip(*parts)]
     skip = {k for k, s in enumerate(slots) if s.is_torgb}
-    w_sel = _selection_samples(domain)
     out = {}
     for attr in ATTRIBUTES:
-        top = rank_channels(codes, samples["scores"][attr], bank=POSITIVE_BANK, skip=skip, top=CHANNEL_CANDIDATES)
+        top = rank_channels(codes, scores[attr], bank=POSITIVE_BANK, skip=skip, top=candidates)
         tried = {}
         for k, c, rel, mu in top:
             std = float(codes[k][:, c].std())
             for sign in (1.0, -1.0) if mu >= 0 else (-1.0, 1.0):
                 name = f"{'-' if sign < 0 else ''}s{k}_{c}"
-                tried[name] = (edit_effect(domain, labeller, attr, w_sel,
-                                           channel=(k, c, sign * STYLESPACE_SCALE * std)), rel, k)
+                tried[name] = (effect(attr, (k, c, sign * STYLESPACE_SCALE * std)), rel, k)
         best = max(tried, key=lambda n: tried[n][0])
         out[attr] = {"channel": best, "layer": slots[tried[best][2]].name, "relevance": round(tried[best][1], 3),
-                     "labeller_effect_at_3": round(tried[best][0], 4),
+                     effect_key: round(tried[best][0], 4),
                      "candidates (s2n order, sign of the bank mean first)": {n: round(v[0], 4) for n, v in tried.items()}}
     return out
+
+
+def _stylespace(domain, samples: dict, labeller: AttributeNet) -> dict[str, dict]:
+    w_sel = _selection_samples(domain)
+    return pick_stylespace_channels(
+        domain.generator().generator, samples["w"], samples["scores"],
+        lambda attr, channel: edit_effect(domain, labeller, attr, w_sel, channel=channel))
 
 
 def fit_directions(samples: dict, domain=None, labeller: AttributeNet | None = None

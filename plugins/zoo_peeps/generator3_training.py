@@ -13,6 +13,11 @@ Rebuild (resumes from `OUT/state.pt`; stops after MINUTES of wall time, rerun to
 
 Writes OUT/state.pt (every 100 steps), OUT/samples/*.png, OUT/config.json, OUT/generator.pt (the EMA generator in
 zoo's StyleGAN3 format, NVlabs keys; loads with zoo.stylegan3.load_generator / load_any_generator).
+
+Ship it as the `peeps3` domain's weights (plugins/zoo_peeps/weights3/: generator + card with KID vs the render floor,
+InterFaceGAN / StyleSpace directions + card, docs/peeps3_samples.png and docs/peeps3_pose_sweep.png):
+
+    nice -n 10 .venv/bin/python -m zoo_peeps.peeps3_export training_state/peeps3_generator --threads 2
 """
 
 from __future__ import annotations

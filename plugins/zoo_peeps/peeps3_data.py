@@ -69,15 +69,30 @@ def render_aligned_many(index: list[tuple[int, int]], size: int, workers: int = 
 
 
 def load_aligned_split(split: str, size: int, *, n_ids: int | None = None, n_var: int | None = None,
-                       workers: int = 1, use_cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+                       workers: int = 1, use_cache: bool = True, limit: int | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
     """(aligned images uint8 [N, size, size, 3], poses float64 [N, 3] (r, tx, ty) of the unaligned originals) of a
-    peeps split (identity-major order, as `dataset.load_split`); rendered once and cached."""
+    peeps split (identity-major order, as `dataset.load_split`: image i = identity i // n_var, variation i % n_var);
+    rendered once and cached. `limit`: only the first `limit` images (served from a valid full cache, else rendered
+    and cached on their own as `..._first{limit}.npz`). Raises ValueError for an unknown split / bad counts."""
     spec = split_spec(split, n_ids, n_var)
     index = split_index(spec)
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+            raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+        if limit < len(index):
+            full = cache_root() / "peeps3" / CACHE_VERSION / f"aligned_{split}_{size}_{spec.n_ids}x{spec.n_var}.npz"
+            if use_cache and full.is_file():
+                images, poses = load_aligned_split(split, size, n_ids=n_ids, n_var=n_var, workers=workers)
+                return images[:limit].copy(), poses[:limit].copy()
+            index = index[: int(limit)]
+        else:
+            limit = None
     poses = np.array([pose_of(s, v) for s, v in index], dtype=np.float64)
-    path = cache_root() / "peeps3" / CACHE_VERSION / f"aligned_{split}_{size}_{spec.n_ids}x{spec.n_var}.npz"
+    suffix = "" if limit is None else f"_first{int(limit)}"
+    path = cache_root() / "peeps3" / CACHE_VERSION / f"aligned_{split}_{size}_{spec.n_ids}x{spec.n_var}{suffix}.npz"
     meta = {**render_spec(), "split": split, "size": size, "first_seed": spec.first_seed, "n_ids": spec.n_ids,
-            "n_var": spec.n_var, "aligned": True}
+            "n_var": spec.n_var, "aligned": True, **({} if limit is None else {"limit": int(limit)})}
     manifest = path.with_suffix(".json")
     if use_cache and path.is_file() and manifest.is_file():
         try:

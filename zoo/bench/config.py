@@ -120,6 +120,41 @@ class BenchConfig:
         return dataclasses.asdict(self)
 
 
+BENCH_DEFAULT_KEYS = ("limit", "ood", "timing_images", "throughput_batch")
+
+
+def domain_settings(user: BenchConfig, cfg: BenchConfig, domain: Any) -> dict[str, Any]:
+    """The image limit, out-of-domain split, timing images and throughput batch `zoo bench` uses on `domain`: the
+    run's, capped by the domain's `bench_defaults` ({"limit": N, "ood": bool, "timing_images": N,
+    "throughput_batch": N}, all optional; a domain whose methods are slow declares it so that a default multi-domain
+    run stays within its time budget) for every setting the user did not give explicitly (`user`: the config as
+    given, `cfg`: resolved). {limit, ood, timing_images, throughput_batch, capped: [settings the domain lowered]}.
+    InputError for a malformed `bench_defaults`."""
+    wanted = getattr(domain, "bench_defaults", None) or {}
+    name = getattr(domain, "name", "?")
+    if not isinstance(wanted, dict) or set(wanted) - set(BENCH_DEFAULT_KEYS):
+        raise InputError(f"domain '{name}': bench_defaults must be a dict with keys among "
+                         f"{', '.join(BENCH_DEFAULT_KEYS)}, got {wanted!r}")
+    out: dict[str, Any] = {"limit": cfg.limit, "ood": cfg.ood, "timing_images": cfg.timing_images,
+                           "throughput_batch": cfg.throughput_batch, "capped": []}
+    limit = wanted.get("limit")
+    if limit is not None and user.limit is None and cfg.images_dir is None and (cfg.limit == 0 or limit < cfg.limit):
+        out["limit"] = max(int(limit), 1)
+        out["capped"].append("limit")
+    if wanted.get("ood") is False and user.ood and cfg.ood:
+        out["ood"] = False
+        out["capped"].append("ood")
+    timing = wanted.get("timing_images")
+    if timing is not None and user.timing_images is None and int(timing) < int(cfg.timing_images or 0):
+        out["timing_images"] = max(int(timing), cfg.warmup + 1)
+        out["capped"].append("timing_images")
+    batch = wanted.get("throughput_batch")
+    if batch is not None and user.throughput_batch is None and int(batch) < int(cfg.throughput_batch or 1):
+        out["throughput_batch"] = max(int(batch), 1)
+        out["capped"].append("throughput_batch")
+    return out
+
+
 def resolve_device(device: str) -> str:
     """'auto' -> 'cuda' when available else 'cpu'; checks that a requested CUDA device exists."""
     if device == "auto":

@@ -2,7 +2,8 @@
 
 Per domain (its `test` split, else its first split): each metric ranks the methods that have a finite mean (1 = best,
 by the metric's `higher_is_better`; ties share the lower rank); a method's score is its mean rank over the metrics, and
-the domain rank orders those scores. Methods missing on a domain (no weights) show "—".
+the domain rank orders those scores. Methods missing on a domain (no weights, or a generator they cannot drive, e.g.
+StyleGAN3) show "—". A StyleGAN3 domain with poses ranks on its unaligned-frame metrics (`aligned_*` are left out).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def domain_ranks(results: Mapping[str, Any], domain: str) -> dict[str, tuple[int
             and a.get("status") != "unavailable" and a.get("mean") is not None]
     per_method: dict[str, list[float]] = {}
     for name, info in metrics.items():
+        if info.get("frame") == "aligned":  # a posed domain ranks on what a user sees (the unaligned frame)
+            continue
         vals = {a["method"]: float(a["mean"]) for a in aggs if a["metric"] == name}
         vals = {m: v for m, v in vals.items() if v == v}  # drop NaN
         if not vals:

@@ -34,8 +34,8 @@ def embedder_units(inverter: ComposedInverter, domain: Domain, units: Sequence[W
     """The embedder's own work units for the images of a composition's `units` (same keys as its standalone run)."""
     emb = inverter.embedder
     options, weights, version = resolved_options(emb), emb.weights_sha256(domain), str(emb.version)
-    return [WorkUnit(emb.name, version, options, weights, u.domain, u.split, u.index, u.image_sha256, u.source)
-            for u in units]
+    return [WorkUnit(emb.name, version, options, weights, u.domain, u.split, u.index, u.image_sha256, u.source,
+                     u.frame) for u in units]
 
 
 class EmbeddingSource:

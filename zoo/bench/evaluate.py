@@ -3,6 +3,13 @@
 Everything is computed per image so that results do not depend on how images were batched. Metric scores are
 computed on the reconstruction rounded to float16 (the precision kept in the cache), so a score computed now and
 one recomputed later from the cache agree exactly.
+
+Domains whose split has poses (`Domain.poses`, StyleGAN3 domains: the images are aligned crops of unaligned frames)
+are evaluated in the unaligned frame, as stylegan3-editing's final output: the inversion of the aligned crop is
+rendered with the image's pose (`Inversion.with_transform`) and scored against `Domain.unaligned_images` under the
+metric's own name; the aligned-frame scores (reconstruction of the crop vs the crop) are kept as
+`aligned_<metric>`. Edits are rendered with the pose too, so attribute scorers and the identity model see the frame
+the domain's images come from.
 """
 
 from __future__ import annotations
@@ -27,6 +34,43 @@ if TYPE_CHECKING:
     from ..metric import Metric
 
 Embedder = Callable[[torch.Tensor], torch.Tensor]
+ALIGNED_PREFIX = "aligned_"  # aligned-frame scores of a posed split: `aligned_<metric>`
+FRAME_PROTOCOL = "unaligned-1"  # part of the fingerprint of a domain with poses (evaluation in the unaligned frame)
+BENCH_SPLITS = ("test", "ood")  # the splits whose poses decide a domain's evaluation frame (cheap: limit 1)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The unaligned frame of the first `len(poses)` images of a split: poses float64 [N, 3] (r degrees CCW, tx, ty
+    fractions of the side; `Domain.poses`) and the unaligned images float32 [N, 3, H, W] in [-1, 1]."""
+
+    poses: torch.Tensor
+    images: torch.Tensor
+
+    def pose(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(r, tx, ty), each [B] float64, of the images at `indices` (what `Inversion.with_transform` takes)."""
+        p = self.poses[list(indices)]
+        return p[:, 0], p[:, 1], p[:, 2]
+
+    def key(self, index: int) -> str:
+        """'unaligned:<sha256[:16]>' of image `index`'s pose and unaligned image: part of its work unit's key."""
+        h = hashlib.sha256(self.poses[index].to(torch.float64).contiguous().numpy().tobytes())
+        h.update(self.images[index].detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return f"unaligned:{h.hexdigest()[:16]}"
+
+
+def is_aligned_metric(name: str) -> bool:
+    """Whether `name` is the aligned-frame copy of a metric (`aligned_<metric>`) of a posed split."""
+    return name.startswith(ALIGNED_PREFIX)
+
+
+def has_poses(domain: Domain) -> bool:
+    """Whether `domain` gives poses for one of its bench splits (test, ood); a failing `poses` counts as none."""
+    try:
+        splits = domain.splits()
+        return any(domain.poses(s, limit=1) is not None for s in BENCH_SPLITS if s in splits)
+    except Exception:  # noqa: BLE001 - a domain without usable poses is evaluated as it always was
+        return False
 
 
 @dataclass(frozen=True)
@@ -82,17 +126,20 @@ EVAL_PROTOCOL = 4
 METHOD_ROLE_PREFIXES = ("encoder/",)
 
 
-def domain_fingerprint(domain: Domain) -> str:
+def domain_fingerprint(domain: Domain, posed: bool = False) -> str:
     """Short sha256 of the digests of the domain's evaluation weights (generator, identity, attribute scorers,
     directions: a change re-scores everything); inverter weights (`encoder/...`) are left out, so retraining one
-    encoder re-runs only that method's units."""
+    encoder re-runs only that method's units. `posed`: the domain is evaluated in the unaligned frame
+    (FRAME_PROTOCOL joins the digest; domains without poses keep their fingerprint)."""
     try:
         digests = {role: spec.sha256 for role, spec in domain.weights.items()
                    if not role.startswith(METHOD_ROLE_PREFIXES)}
     except Exception:  # noqa: BLE001 - a domain whose weights cannot even be listed
         digests = {}
-    return hashlib.sha256(json.dumps({"protocol": EVAL_PROTOCOL, "weights": digests},
-                                     sort_keys=True).encode()).hexdigest()[:16]
+    what: dict[str, Any] = {"protocol": EVAL_PROTOCOL, "weights": digests}
+    if posed:
+        what["frame"] = FRAME_PROTOCOL
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
 
 
 class Evaluator:
@@ -109,7 +156,9 @@ class Evaluator:
                  editors_skipped: bool = False) -> None:
         self.domain = domain
         self.device = torch.device(device)
-        self.fingerprint = domain_fingerprint(domain)
+        self.posed = has_poses(domain)
+        self.fingerprint = domain_fingerprint(domain, self.posed)
+        self._frames: dict[str, Frame | None] = {}
         self.metrics: dict[str, Metric] = {}
         self.unavailable: dict[str, str] = {}
         self.models: dict[str, str] = {}  # metric -> the model it uses on this domain (Metric.model_for)
@@ -197,16 +246,56 @@ class Evaluator:
                 out.extend(EditTarget(name, version, direction, s, scorers) for s in self.steps)
         return out
 
+    # ------------------------------------------------------------------ the evaluation frame of a split
+    def frame(self, split: str, n: int) -> Frame | None:
+        """The unaligned frame of (at least) the first `n` images of `split`, or None when the split has no poses
+        (then everything is evaluated on the images themselves). Loaded from the domain once per split and size.
+        Raises ZooError when the domain's poses / unaligned images do not match its images."""
+        if not self.posed or split not in self.domain.splits():
+            return None
+        have = self._frames.get(split)
+        if split in self._frames and (have is None or len(have.poses) >= n):
+            return have
+        poses = self.domain.poses(split, limit=n)
+        if poses is None:
+            self._frames[split] = None
+            return None
+        images = self.domain.unaligned_images(split, limit=n)
+        name = f"domain '{self.domain.name}', split '{split}'"
+        if images is None:
+            raise ZooError(f"{name}: poses are given but no unaligned images (Domain.unaligned_images)")
+        poses = torch.as_tensor(poses, dtype=torch.float64).cpu()
+        if poses.ndim != 2 or poses.shape[1] != 3 or len(poses) < n or len(images) != len(poses):
+            raise ZooError(f"{name}: poses {tuple(poses.shape)} and unaligned images {tuple(images.shape)} must be "
+                           f"[N, 3] and [N, 3, H, W] with the same N >= {n}")
+        self._frames[split] = Frame(poses, images.detach().to("cpu", torch.float32))
+        return self._frames[split]
+
+    def frame_keys(self, split: str, n: int) -> list[str | None]:
+        """Per image of the first `n` of `split`: its unaligned-frame key (`Frame.key`, part of its work unit) or
+        None when the split has no poses."""
+        frame = self.frame(split, n) if n else None
+        return [None] * n if frame is None else [frame.key(i) for i in range(n)]
+
+    def metric_names(self, split: str) -> list[str]:
+        """The score names a record of `split` gets: every available metric, and on a posed split also
+        `aligned_<metric>` (the aligned-frame score)."""
+        names = list(self.metrics)
+        if self.posed and self.frame(split, 1) is not None:
+            names += [ALIGNED_PREFIX + n for n in self.metrics]
+        return names
+
     # ------------------------------------------------------------------ what is left to do for a record
     def edits_for(self, split: str) -> list[EditTarget]:
         return self.targets if split in self.edit_splits else []
 
     def missing(self, record: Mapping[str, Any] | None, split: str) -> tuple[list[str], list[EditTarget]]:
-        """(metric names, edit targets) that `record` lacks (everything when record is None)."""
+        """(score names, edit targets) that `record` lacks (everything when record is None)."""
         scores = (record or {}).get("scores", {})
         edits = (record or {}).get("edits", {})
-        metrics = [n for n, m in self.metrics.items()
-                   if not _current(scores.get(n), str(m.version), self.fingerprint)]
+        metrics = [n for n in self.metric_names(split)
+                   if not _current(scores.get(n), str(self.metrics[n.removeprefix(ALIGNED_PREFIX)].version),
+                                   self.fingerprint)]
         targets = [t for t in self.edits_for(split) if not _current(edits.get(t.key), None, self.fingerprint)]
         return metrics, targets
 
@@ -227,6 +316,27 @@ class Evaluator:
         return out
 
     @torch.no_grad()
+    def score_split(self, split: str, indices: Sequence[int], recon: torch.Tensor, images: torch.Tensor,
+                    names: Sequence[str], aligned_recon: torch.Tensor | None = None) -> list[dict[str, Any]]:
+        """Per-image score entries of images `indices` of `split` (see `score`).
+
+        recon: what the user sees [B, 3, H, W] (on a posed split: the unaligned-frame rendering, scored against the
+        unaligned images `frame(split).images[indices]` under the metric's name); images: the inverted inputs
+        [B, 3, H, W] (on a posed split the aligned crops, scored against `aligned_recon` as `aligned_<metric>`).
+        ZooError when a posed split's aligned scores are asked for without `aligned_recon`."""
+        frame = self.frame(split, max(indices) + 1) if len(indices) else None
+        plain = [n for n in names if not is_aligned_metric(n)]
+        aligned = [n.removeprefix(ALIGNED_PREFIX) for n in names if is_aligned_metric(n)]
+        target = images if frame is None else frame.images[list(indices)].to(recon.device)
+        out = self.score(recon, target, plain) if plain else [{} for _ in range(len(recon))]
+        if aligned and frame is not None:
+            if aligned_recon is None:
+                raise ZooError(f"aligned-frame scores of {self.domain.name}/{split} need the aligned reconstructions")
+            for entry, extra in zip(out, self.score(aligned_recon, images, aligned)):
+                entry.update({ALIGNED_PREFIX + k: v for k, v in extra.items()})
+        return out
+
+    @torch.no_grad()
     def edit(self, inversion: Inversion, base: torch.Tensor, targets: Sequence[EditTarget]) -> list[dict[str, Any]]:
         """Per-image edit entries [{target.key: {...}}] for the B images of `inversion`.
 
@@ -235,6 +345,11 @@ class Evaluator:
         change is mean |edit - base| over pixels and channels (on [-1, 1] images: 0 = unchanged, at most 2) and the
         region change the same mean inside the domain's edited region of the direction (None without one). Each
         attribute entry says whether its scorer is independent of the direction (`Editor.scorers_used`).
+
+        An inversion with a user transform (a posed split: `inversion.transform`, base in the unaligned frame) is
+        edited in the unaligned frame, so scorers and the identity model see the frame of the domain's renders; the
+        region change is then measured in the aligned frame, where `Domain.edit_region` is defined (the frame of
+        `Domain.images`): the same edit rendered without the transform, against the aligned rendering.
         """
         out: list[dict[str, Any]] = [{} for _ in range(len(base))]
         if not targets:
@@ -245,14 +360,23 @@ class Evaluator:
         base_attr = {s: _scores(scorers[s], base) for s in needed}
         embed = self.embedder
         base_emb = embed(base) if embed is not None else None
+        plain = None if inversion.transform is None else dataclasses.replace(inversion, transform=None)
+        plain_base: torch.Tensor | None = None
         for t in targets:
             edited = self.editors[t.editor].edit(inversion, t.direction, t.step).detach().float().clamp(-1, 1)
             ids = (embed(edited) * base_emb).sum(1).cpu().tolist() if embed is not None else [None] * len(base)
             diff = (edited - base.to(edited)).abs().mean(1)  # [B, H, W]
             change = diff.mean((1, 2)).cpu().tolist()
             region = self.region(t.direction)
-            if region is not None and region.shape == diff.shape[1:]:
-                in_region = ((diff * region.to(diff)).sum((1, 2)) / region.sum()).cpu().tolist()
+            if region is not None and plain is not None:  # the region lives in the aligned frame
+                if plain_base is None:
+                    plain_base = plain.render().detach().float().clamp(-1, 1)
+                edited_plain = self.editors[t.editor].edit(plain, t.direction, t.step).detach().float().clamp(-1, 1)
+                region_diff = (edited_plain - plain_base.to(edited_plain)).abs().mean(1)
+            else:
+                region_diff = diff
+            if region is not None and region.shape == region_diff.shape[1:]:
+                in_region = ((region_diff * region.to(region_diff)).sum((1, 2)) / region.sum()).cpu().tolist()
             else:
                 in_region = [None] * len(base)
             used = set(_scorers_used(self.editors[t.editor], t.direction, self.domain))
@@ -271,6 +395,8 @@ class Evaluator:
     def describe(self) -> dict[str, Any]:
         """JSON-able description of what this evaluator computes (goes into the results file)."""
         return {"domain": self.domain.name, "eval_fingerprint": self.fingerprint,
+                "frame": ({s: "unaligned" if f is not None else "as given" for s, f in self._frames.items()}
+                          if self.posed else {}),
                 "metrics": {n: str(m.version) for n, m in self.metrics.items()},
                 "unavailable": dict(self.unavailable), "metric_models": dict(self.models), "steps": self.steps,
                 "edit_splits": self.edit_splits,

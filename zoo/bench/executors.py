@@ -33,7 +33,8 @@ class MethodJob:
     """One method on one domain, planned by the driver.
 
     units: split -> the units of that split (index = position in `images[split]`); images: split -> [N, 3, R, R]
-    in [-1, 1] (a tensor or a domain file's lazy image set); weights: the method's weights sha256s on the domain.
+    in [-1, 1] (a tensor or a domain file's lazy image set); weights: the method's weights sha256s on the domain;
+    throughput_batch: the domain's own throughput batch size (`config.domain_settings`), None = the run's.
     """
 
     method: str
@@ -45,6 +46,7 @@ class MethodJob:
     images: dict[str, Any]
     weights: dict[str, str]
     cache: ResultCache
+    throughput_batch: int | None = None
 
 
 class Executor(Protocol):
@@ -84,7 +86,8 @@ class InProcessExecutor:
         from .timing import time_method
 
         return time_method(job.inverter, job.domain, images, warmup=self.cfg.warmup,
-                           throughput_batch=self.cfg.throughput_batch or 1, weights=job.weights, cache=job.cache,
+                           throughput_batch=job.throughput_batch or self.cfg.throughput_batch or 1,
+                           weights=job.weights, cache=job.cache,
                            progress=self.cfg.progress)
 
     def describe(self) -> dict[str, Any]:

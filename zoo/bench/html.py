@@ -17,7 +17,8 @@ from safetensors.torch import load_file
 
 from . import plots
 from .cache import ResultCache
-from .report import edit_frames, leaderboard_frame, table_keys, unavailable_notes
+from .paired import SECTION_TITLE, paired_tables
+from .report import edit_frames, frame_notes, leaderboard_frame, table_keys, unavailable_notes
 from .video import video_table
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;
@@ -98,12 +99,21 @@ def render_html(results: Mapping[str, Any], run_dir: Path, figures: dict[str, by
                      f'{esc("; ".join(results["timing_busy"]))}.</p>')
     for f in results.get("failures", []):
         parts.append(f'<p class="err">failed: {esc(f["method"])} on {esc(f["domain"])}: {esc(f["error"])}</p>')
+    unavailable = results.get("unavailable_methods") or []
+    if unavailable:  # weights not trained yet, or a generator family the method cannot drive (StyleGAN3)
+        parts.append("<details><summary>Not benchmarked (weights not available, or a generator the method cannot "
+                     f"drive): {len(unavailable)}</summary><ul>" + "".join(
+                         f"<li>{esc(u['method'])} on {esc(u['domain'])}: {esc(u['reason'])}</li>" for u in unavailable)
+                     + "</ul></details>")
     messages = (results.get("inputs") or {}).get("messages", [])
     if messages:
         parts.append("<h2>Input files</h2><ul>" + "".join(f"<li>{esc(m)}</li>" for m in messages) + "</ul>")
     keys = table_keys(results)
     frames = edit_frames(results)
     toc = [f'<li><a href="#{_anchor(d, s_)}">{esc(d)} / {esc(s_)}</a></li>' for d, s_ in keys]
+    paired = paired_tables(results)
+    if paired:
+        toc.append(f'<li><a href="#paired-domains">{esc(SECTION_TITLE)}</a></li>')
     if frames:
         toc.append(f'<li><a href="#editing-tables">Editing tables</a> ({len(frames)}, collapsed)</li>')
     video = video_table(results)
@@ -115,7 +125,8 @@ def render_html(results: Mapping[str, Any], run_dir: Path, figures: dict[str, by
         tag = f"{domain}_{split}"
         parts.append(f'<h2 id="{_anchor(domain, split)}">{esc(domain)} / {esc(split)}</h2>')
         parts.append(leaderboard_frame(results, domain, split, False).to_html(index=False, escape=True, border=0))
-        parts += [f'<p class="note">{esc(n)}</p>' for n in unavailable_notes(results, domain)]
+        parts += [f'<p class="note">{esc(n)}</p>' for n in frame_notes(results, domain, split)
+                  + unavailable_notes(results, domain)]
         parts.append('<p class="note">time: per-image latency at batch size 1, median after warm-up (IQR).</p>')
         parts.append(plot(plots.quality_vs_time(results, domain, split), f"quality_vs_time_{tag}.png",
                           "quality vs time"))
@@ -126,6 +137,10 @@ def render_html(results: Mapping[str, Any], run_dir: Path, figures: dict[str, by
         if any(png for png, _, _ in curves):
             parts.append("<h3>Editing sweep</h3>")
             parts += [plot(png, name, alt) for png, name, alt in curves]
+    if paired:
+        parts.append(f'<h2 id="paired-domains">{esc(SECTION_TITLE)}</h2>')
+        for caption, table in paired:
+            parts += [f'<p class="note">{esc(caption)}</p>', table.to_html(index=False, escape=True, border=0)]
     if frames:
         parts.append(f'<h2 id="editing-tables">Editing tables</h2><p class="note">{len(frames)} tables, one per '
                      "domain/split, editor, direction and measure; click a title to open it (all of them: "

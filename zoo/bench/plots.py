@@ -33,7 +33,8 @@ def quality_vs_time(results: Mapping[str, Any], domain: str, split: str) -> byte
     metrics = results.get("metrics", {})
     aggs = [a for a in results.get("aggregates", [])
             if a["domain"] == domain and a["split"] == split and a["status"] == "ok"]
-    names = [m for m in metrics if any(a["metric"] == m for a in aggs)]
+    names = [m for m in metrics if any(a["metric"] == m for a in aggs)
+             and metrics[m].get("frame") != "aligned"]  # a posed domain: what a user sees (unaligned frame)
     points: dict[str, float] = {}
     for method in dict.fromkeys(a["method"] for a in aggs):
         med = method_timing(results, method, domain).get("latency", {}).get("median_s")

@@ -330,7 +330,8 @@ class RayExecutor:
         for actor in self.actors:
             try:
                 rec = self.ray.get(actor.time.remote(task, torch.as_tensor(images).float(), self.cfg.warmup,
-                                                     self.cfg.throughput_batch or 1, known))
+                                                     job.throughput_batch or self.cfg.throughput_batch or 1,
+                                                     known))
             except self.ray.exceptions.RayActorError as exc:
                 last = exc
                 continue

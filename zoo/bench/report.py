@@ -70,8 +70,9 @@ def leaderboard_frame(results: Mapping[str, Any], domain: str, split: str, numer
     """The leaderboard of one (domain, split): formatted strings, or numbers (+ stderr columns) when `numeric`.
     With composed methods (`refiner@embedder`) an `embedding` column is added and rows are grouped by it: each
     embedder next to the compositions built on it."""
-    metrics = results.get("metrics", {})
     aggs = [a for a in results.get("aggregates", []) if a["domain"] == domain and a["split"] == split]
+    present = {a["metric"] for a in aggs}  # `aligned_<metric>` only where the split was scored in the unaligned frame
+    metrics = {n: i for n, i in results.get("metrics", {}).items() if n in present or i.get("frame") != "aligned"}
     methods = list(dict.fromkeys(a["method"] for a in aggs))
     info = results.get("methods", {})
     embedders = {m: (info.get(m) or {}).get("embedder") for m in methods}
@@ -133,6 +134,18 @@ def unavailable_notes(results: Mapping[str, Any], domain: str) -> list[str]:
         f"`{m}` on {domain} uses {model}" for m, model in models.items()]
 
 
+def frame_notes(results: Mapping[str, Any], domain: str, split: str) -> list[str]:
+    """A note when (domain, split) was scored in the unaligned frame (StyleGAN3 domains with poses), else []."""
+    frame = (((results.get("domains") or {}).get(domain) or {}).get("evaluation") or {}).get("frame") or {}
+    if frame.get(split) != "unaligned":
+        return []
+    return [f"{domain}/{split} is scored in the unaligned frame, as stylegan3-editing's output: each method inverts "
+            "the aligned crop, its inversion is rendered with the image's pose (r, tx, ty) and compared with the "
+            "unaligned image; edits are rendered with the pose too (the edited-region change in the aligned frame, "
+            "where the domain's region masks are defined). `aligned_*` columns: the aligned crop's reconstruction vs "
+            "the crop. Times are the inversion's (the one extra rendering with the pose is not timed)."]
+
+
 def edit_frames(results: Mapping[str, Any], matched_only: bool = False) -> list[tuple[str, pd.DataFrame]]:
     """(title, table) per (domain, split, editor, direction, measure): rows = methods, columns = steps.
 
@@ -167,11 +180,13 @@ def leaderboard_markdown(results: Mapping[str, Any]) -> str:
     for domain, split in table_keys(results):
         lines += [f"## {domain} / {split}", "", leaderboard_frame(results, domain, split, False).to_markdown(
             index=False, disable_numparse=True), ""]
-        notes = unavailable_notes(results, domain)
+        notes = frame_notes(results, domain, split) + unavailable_notes(results, domain)
         lines += [f"- {n}" for n in notes] + ([""] if notes else [])
     from .cross_domain import cross_domain_markdown
+    from .paired import paired_markdown
 
     lines += cross_domain_markdown(results)
+    lines += paired_markdown(results)
     lines.append("Time: per-image latency at batch size 1, median over images after warm-up (IQR in brackets)."
                  + (" Not leaderboard-eligible: measured on a busy machine (load above the cores) for "
                     f"{'; '.join(results['timing_busy'])}." if results.get("timing_busy") else "")
@@ -179,7 +194,7 @@ def leaderboard_markdown(results: Mapping[str, Any]) -> str:
                     f"{machines_line(machines)}." if len(machines := results.get("timing_machines") or []) > 1 else ""))
     unavailable = results.get("unavailable_methods", [])
     if unavailable:
-        lines += ["", "Not benchmarked (weights not available):", ""]
+        lines += ["", "Not benchmarked (weights not available, or a generator the method cannot drive):", ""]
         lines += [f"- {u['method']} on {u['domain']}: {u['reason']}" for u in unavailable]
     if results.get("video"):  # zoo bench --video
         from .video import video_markdown

@@ -99,12 +99,15 @@ def mean_stderr(values: Iterable[float | None]) -> tuple[float | None, float | N
 
 # ---------------------------------------------------------------------------------------------------- rows
 def unit_rows(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Flat per-image rows: one 'reconstruction' row per unit (metric columns) and one 'edit' row per edit."""
+    """Flat per-image rows: one 'reconstruction' row per unit (metric columns; on a posed split `frame` is
+    'unaligned', the metrics compare against the image `target_sha256` and `aligned_<metric>` columns hold the
+    aligned-frame scores) and one 'edit' row per edit."""
     rows: list[dict[str, Any]] = []
     for rec in records:
         u = rec["unit"]
         base = {"method": u["method"], "domain": u["domain"], "split": u["split"], "index": u["index"],
                 "file": Path(u["source"]).name if u.get("source") else None, "image_sha256": u["image_sha256"],
+                "frame": rec.get("frame"), "target_sha256": rec.get("target_sha256", u["image_sha256"]),
                 "key": rec.get("key")}
         scores = {m: s.get("value") for m, s in rec.get("scores", {}).items()}
         rows.append({"kind": "reconstruction", **base, "seconds": rec.get("seconds"),

@@ -25,8 +25,8 @@ from ..errors import CheckpointError, InputError, ZooError
 from ..plugins import one_line
 from . import results as res
 from .cache import ResultCache, atomic_write_bytes
-from .config import BOARD_MIN_LIMIT, BenchConfig
-from .evaluate import Evaluator
+from .config import BOARD_MIN_LIMIT, BenchConfig, domain_settings
+from .evaluate import ALIGNED_PREFIX, Evaluator
 from .executors import Executor, MethodJob, make_executor
 from .inputs import load_folder
 from .units import WorkUnit, canonical_json, is_batchable, make_units, resolved_options
@@ -52,6 +52,7 @@ class Plan:
     metrics: dict[str, Metric]
     editors: dict[str, Editor]
     domain_options: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)  # domain -> method -> options
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # domain -> limit, ood, timing_images
 
     def options_for(self, method: str, domain: str) -> dict[str, Any]:
         """The options `method` runs with on `domain` (the domain file's own, else the run's)."""
@@ -144,6 +145,14 @@ def run_bench(config: BenchConfig, *, log: Log | None = None) -> BenchOutcome:
     threads = torch.get_num_threads()
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
+    plan.settings = {d: domain_settings(config, cfg, domain) for d, domain in plan.domains.items()}
+    for d, st in plan.settings.items():
+        if st["capped"]:
+            what = {"limit": f"{st['limit']} images per split", "ood": "no out-of-domain split",
+                    "timing_images": f"{st['timing_images']} timing images",
+                    "throughput_batch": f"throughput batch {st['throughput_batch']}"}
+            log(f"note: {d} uses its own bench defaults (Domain.bench_defaults): "
+                f"{', '.join(what[k] for k in st['capped'])} (an explicit --limit overrides the limit)")
     executor: Executor | None = None
     try:
         executor = make_executor(cfg, list(plan.metrics), list(plan.editors), log)
@@ -175,13 +184,15 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log, executor: Executor) -> BenchOut
     unavailable: dict[str, dict[str, str]] = {}
     grids: dict[str, Any] = {}
     inputs_info: dict[str, Any] | None = None
+    targets: dict[str, torch.Tensor] = {}  # domain -> images its main split is scored against
     tracker = zprogress.start(len(plan.domains) * len(plan.methods), log, cfg.progress)
     if (load := res.machine_load())["busy"]:
         log(f"warning: the machine is busy (load {load['load_avg'][0]:g} on {load['cores']} cores): timings "
             "measured under load are marked not leaderboard-eligible")
 
     for dname, domain in plan.domains.items():
-        data, folder = _load_data(cfg, domain)
+        settings = plan.settings.get(dname) or domain_settings(cfg, cfg, domain)
+        data, folder = _load_data(cfg, domain, settings)
         for split in data:  # a domain file's skipped inputs (unreadable, no face found, ...)
             for note in getattr(domain, "notes", {}).get(split, []):
                 log(f"note: {dname}/{split}: {note}")
@@ -195,9 +206,18 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log, executor: Executor) -> BenchOut
         unavailable[dname] = dict(evaluator.unavailable)
         for metric, reason in evaluator.unavailable.items():
             log(f"warning: metric '{metric}' is unavailable on '{dname}': {reason}")
-        domains_info[dname] = _domain_info(domain, data)
+        domains_info[dname] = _domain_info(domain, data, cfg.device)
+        frames = {split: evaluator.frame_keys(split, len(images)) for split, (images, _) in data.items()}
+        if cfg.split in data:  # what the main split's primary scores compare against (paired domain comparisons)
+            main = evaluator.frame(cfg.split, len(data[cfg.split][0]))
+            if main is not None or isinstance(data[cfg.split][0], torch.Tensor):
+                targets[dname] = main.images if main is not None else data[cfg.split][0]
         for split, (images, _) in data.items():
-            grids[f"{dname}/{split}"] = _save_grid_inputs(run_dir, dname, split, images[: cfg.grid_images])
+            frame = evaluator.frame(split, min(len(images), cfg.grid_images))
+            shown = images[: cfg.grid_images] if frame is None else frame.images[: cfg.grid_images]
+            grids[f"{dname}/{split}"] = _save_grid_inputs(run_dir, dname, split, shown)  # what recon is scored against
+            if frame is not None:
+                grids[f"{dname}/{split}"]["frame"] = "unaligned"
         for mname, cls in plan.methods.items():
             units_all: list[WorkUnit] = []
             tracker.method(mname, dname)
@@ -206,6 +226,12 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log, executor: Executor) -> BenchOut
                 ikey = f"{mname}|{canonical_json(opts)}"
                 inverter = inverters.get(ikey) or registry.create_inverter(mname, opts, device=cfg.device)
                 inverters[ikey] = inverter
+                try:
+                    inverter.check_generator(domain)  # a generator family it cannot drive: unavailable, even by name
+                except CheckpointError as exc:
+                    unavailable_methods.append({"method": mname, "domain": dname, "reason": one_line(exc)})
+                    log(f"note: {mname} is unavailable on {dname}: {one_line(exc)}")
+                    continue
                 try:
                     inverter.prepare(domain)  # weights are loaded here, never inside a timed region
                 except CheckpointError as exc:
@@ -217,7 +243,7 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log, executor: Executor) -> BenchOut
                 weights = inverter.weights_sha256(domain)
                 methods_info[mname].update(options=resolved_options(inverter), batchable=is_batchable(inverter))
                 methods_info[mname]["weights_sha256"][dname] = weights
-                planned = {split: make_units(inverter, domain, split, images, weights, sources)
+                planned = {split: make_units(inverter, domain, split, images, weights, sources, frames[split])
                            for split, (images, sources) in data.items()}
                 for split, units in planned.items():
                     units_all += units
@@ -225,11 +251,13 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log, executor: Executor) -> BenchOut
                     grids[f"{dname}/{split}"]["methods"][mname] = [u.key for u in units[: cfg.grid_images]]
                 tracker.plan(len(units_all))
                 job = MethodJob(mname, opts, inverter, domain, evaluator, planned,
-                                {split: images for split, (images, _) in data.items()}, weights, cache)
+                                {split: images for split, (images, _) in data.items()}, weights, cache,
+                                throughput_batch=settings.get("throughput_batch"))
                 records += executor.run(job)  # in this process, or on Ray workers (zoo.bench.executors)
                 timed = data[cfg.split][0]
-                idx = [i % len(timed) for i in range(cfg.timing_images)]
-                tracker.phase(f"timing {cfg.timing_images} images at batch size 1")
+                n_timed = int(settings["timing_images"])
+                idx = [i % len(timed) for i in range(n_timed)]
+                tracker.phase(f"timing {n_timed} images at batch size 1")
                 t = executor.time(job, timed[idx])
                 timing.append({**t, "units": res.unit_seconds(records, mname, dname)})
                 for busy in res.timing_busy([t]):
@@ -259,24 +287,38 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log, executor: Executor) -> BenchOut
             " they are not comparable with each other")
     metrics_info = {n: {"higher_is_better": bool(m.higher_is_better), "version": str(m.version),
                         "title": m.card.title} for n, m in plan.metrics.items()}
+    posed = {d for d, info in domains_info.items() if "unaligned" in (info.get("evaluation") or {}).get("frame",
+                                                                                                        {}).values()}
+    aligned_info = {ALIGNED_PREFIX + n: {**i, "title": f"{i['title']} (aligned frame: reconstruction of the aligned "
+                                         "crop vs the crop)", "frame": "aligned", "of": n}
+                    for n, i in metrics_info.items()} if posed else {}
     results: dict[str, Any] = {
         "schema_version": res.SCHEMA_VERSION, "zoo_version": __version__, "run_id": run_dir.name,
         "created_at": created_at, "finished_at": _now(), "git": res.git_info(), "env": res.environment(cfg.device),
-        "config": {**cfg.to_dict(), "options": plan.options, "domain_options": plan.domain_options},
+        "config": {**cfg.to_dict(), "options": plan.options, "domain_options": plan.domain_options,
+                   "domain_settings": plan.settings},
         "leaderboard_eligible": (not cfg.quick and (cfg.limit == 0 or cfg.limit >= BOARD_MIN_LIMIT)
                                  and cfg.images_dir is None and not failures),
         "timing_eligible": not res.timing_busy(timing), "timing_busy": res.timing_busy(timing),
         "timing_machines": machines, "executor": executor.describe(),
-        "methods": methods_info, "domains": domains_info, "metrics": metrics_info,
+        "methods": methods_info, "domains": domains_info, "metrics": {**metrics_info, **aligned_info},
         "editors": {n: e.describe() for n, e in plan.editors.items()},
         "aggregates": res.aggregate_scores(records, groups, {n: i["higher_is_better"] for n, i in
-                                                             metrics_info.items()}, unavailable),
+                                                             metrics_info.items()}, unavailable)
+        + res.aggregate_scores(records, [g for g in groups if g[1] in posed and _posed_split(domains_info, g)],
+                               {n: i["higher_is_better"] for n, i in aligned_info.items()},
+                               {d: {ALIGNED_PREFIX + m: r for m, r in u.items()} for d, u in unavailable.items()}),
         "timing": timing, "edit_aggregates": res.aggregate_edits(records), "failures": failures,
         "unavailable_methods": unavailable_methods, "inputs": inputs_info, "grids": grids, "rows_path": res.ROWS_FILE,
         "outputs": {k: str(p.relative_to(run_dir)) for k, p in output_paths(run_dir).items()} if cfg.report else {},
     }
     if video is not None:
         results["video"] = video
+    from .paired import domain_pairs
+
+    pairs = domain_pairs(records, domains_info, metrics_info, cfg.split, targets) if cfg.images_dir is None else []
+    if pairs:
+        results["paired_domains"] = pairs
     res.write_rows(run_dir / res.ROWS_FILE, res.unit_rows(records))
     res.write_results(run_dir, results)
     outputs = render_run(results, run_dir) if cfg.report else {}
@@ -284,8 +326,15 @@ def _run(cfg: BenchConfig, plan: Plan, log: Log, executor: Executor) -> BenchOut
 
 
 # ---------------------------------------------------------------------------------------------------- helpers
-def _load_data(cfg: BenchConfig, domain: Domain) -> tuple[dict[str, tuple[torch.Tensor, list[str] | None]], Any]:
-    """split -> (images [N, 3, R, R], source files or None); the folder object for --images runs."""
+def _posed_split(domains_info: dict[str, Any], group: tuple[str, str, str, int]) -> bool:
+    """Whether the (method, domain, split, n) group's split was evaluated in the unaligned frame."""
+    return ((domains_info.get(group[1]) or {}).get("evaluation") or {}).get("frame", {}).get(group[2]) == "unaligned"
+
+
+def _load_data(cfg: BenchConfig, domain: Domain, settings: dict[str, Any] | None = None
+               ) -> tuple[dict[str, tuple[torch.Tensor, list[str] | None]], Any]:
+    """split -> (images [N, 3, R, R], source files or None); the folder object for --images runs. `settings`: the
+    domain's limit and out-of-domain choice (`config.domain_settings`; default: the run's)."""
     if cfg.images_dir is not None:
         folder = load_folder(cfg.images_dir, domain.resolution, domain.resample, domain.prepare_input)
         sources = [str(Path(folder.folder) / f) for f in folder.files]
@@ -293,11 +342,13 @@ def _load_data(cfg: BenchConfig, domain: Domain) -> tuple[dict[str, tuple[torch.
     splits = domain.splits()
     if cfg.split not in splits:
         raise InputError(f"domain '{domain.name}' has no split '{cfg.split}' (splits: {', '.join(splits)})")
-    wanted = [cfg.split] + (["ood"] if cfg.ood and "ood" in splits and cfg.split != "ood" else [])
+    ood = cfg.ood if settings is None else settings["ood"]
+    limit = cfg.n_images() if settings is None else (settings["limit"] or None)
+    wanted = [cfg.split] + (["ood"] if ood and "ood" in splits and cfg.split != "ood" else [])
     data: dict[str, tuple[Any, list[str] | None]] = {}
     lazy = getattr(domain, "image_set", None)  # a domain file streams its images from disk, block by block
     for split in wanted:
-        images = lazy(split, limit=cfg.n_images()) if callable(lazy) else domain.images(split, limit=cfg.n_images())
+        images = lazy(split, limit=limit) if callable(lazy) else domain.images(split, limit=limit)
         if len(images) == 0:
             notes = "; ".join(getattr(domain, "notes", {}).get(split, []))
             raise InputError(f"split '{split}' of domain '{domain.name}' has no images" + (f" ({notes})" if notes
@@ -306,7 +357,16 @@ def _load_data(cfg: BenchConfig, domain: Domain) -> tuple[dict[str, tuple[torch.
     return data, None
 
 
-def _domain_info(domain: Domain, data: dict[str, tuple[torch.Tensor, Any]]) -> dict[str, Any]:
+def generator_family(domain: Domain, device: str = "cpu") -> str | None:
+    """'stylegan3' (a Fourier-feature input), 'stylegan2', or None when the domain's generator cannot be loaded."""
+    try:
+        g = domain.generator(device).generator
+    except Exception:  # noqa: BLE001 - provenance must not break the run
+        return None
+    return "stylegan3" if hasattr(getattr(g, "synthesis", None), "input") else "stylegan2"
+
+
+def _domain_info(domain: Domain, data: dict[str, tuple[torch.Tensor, Any]], device: str = "cpu") -> dict[str, Any]:
     from .units import image_sha256
 
     splits = {}
@@ -317,7 +377,7 @@ def _domain_info(domain: Domain, data: dict[str, tuple[torch.Tensor, Any]]) -> d
         info = domain.describe()
     except Exception as exc:  # noqa: BLE001 - provenance must not break the run
         info = {"name": domain.name, "describe_error": one_line(exc)}
-    return {**info, "used_splits": splits}
+    return {**info, "used_splits": splits, "generator_family": generator_family(domain, device)}
 
 
 def _save_grid_inputs(run_dir: Path, domain: str, split: str, images: torch.Tensor) -> dict[str, Any]:

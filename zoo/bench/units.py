@@ -1,8 +1,10 @@
 """Work units: one (method, image) pair each, keyed by a sha256, executable anywhere with `run_units`.
 
 A unit names everything its result depends on: method name and version, resolved options, weights sha256s,
-domain, split, image index and image sha256. `run_units` computes (or loads from the cache) one record per unit:
-per-image time, metric scores and edit results, with the reconstruction (float16) and latents in a tensor file.
+domain, split, image index and image sha256, and on a split with poses (StyleGAN3 domains) its unaligned frame
+(`frame`: digest of the pose and the unaligned image; the record is then scored in that frame, `evaluate.Frame`).
+`run_units` computes (or loads from the cache) one record per unit: per-image time, metric scores and edit results,
+with the reconstruction (float16) and latents in a tensor file.
 Units are batched in fixed blocks of image indices (`block_groups`: same split, same `index // batch_size`), so a
 record never depends on which other units happened to be pending: a resumed or distributed run computes exactly the
 batches of an uninterrupted one. An executor (a process pool, a cluster) may split a unit list between blocks,
@@ -56,7 +58,9 @@ def resolved_options(inverter: Inverter) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """One image to invert with one method. `source` (a file name for `--images` folders) is not in the key."""
+    """One image to invert with one method. `source` (a file name for `--images` folders) is not in the key.
+    `frame`: 'unaligned:<digest>' when the image is an aligned crop evaluated in its unaligned frame (in the key,
+    so such records never mix with aligned-only ones), None otherwise (and then not in the key)."""
 
     method: str
     method_version: str
@@ -67,11 +71,15 @@ class WorkUnit:
     index: int
     image_sha256: str
     source: str | None = field(default=None, compare=False)
+    frame: str | None = None
 
     def identity(self) -> dict[str, Any]:
-        return {"method": self.method, "method_version": self.method_version, "options": self.options,
-                "weights": self.weights, "domain": self.domain, "split": self.split, "index": self.index,
-                "image_sha256": self.image_sha256}
+        out = {"method": self.method, "method_version": self.method_version, "options": self.options,
+               "weights": self.weights, "domain": self.domain, "split": self.split, "index": self.index,
+               "image_sha256": self.image_sha256}
+        if self.frame is not None:
+            out["frame"] = self.frame
+        return out
 
     @cached_property
     def key(self) -> str:
@@ -90,12 +98,15 @@ class WorkUnit:
 
 
 def make_units(inverter: Inverter, domain: Domain, split: str, images: torch.Tensor,
-               weights: dict[str, str] | None = None, sources: Sequence[str] | None = None) -> list[WorkUnit]:
-    """One unit per image of `images` [N, 3, H, W] (index i = position in the split)."""
+               weights: dict[str, str] | None = None, sources: Sequence[str] | None = None,
+               frames: Sequence[str | None] | None = None) -> list[WorkUnit]:
+    """One unit per image of `images` [N, 3, H, W] (index i = position in the split); `frames`: per image its
+    unaligned-frame key (`Evaluator.frame_keys`) or None."""
     weights = dict(weights if weights is not None else inverter.weights_sha256(domain))
     options = resolved_options(inverter)
     return [WorkUnit(inverter.name, str(inverter.version), options, weights, domain.name, split, i,
-                     image_sha256(images[i]), None if sources is None else sources[i]) for i in range(len(images))]
+                     image_sha256(images[i]), None if sources is None else sources[i],
+                     None if frames is None else frames[i]) for i in range(len(images))]
 
 
 def is_batchable(inverter: Inverter) -> bool:
@@ -118,6 +129,9 @@ def run_units(units: Sequence[WorkUnit], inverter: Inverter, evaluator: Evaluato
     against the units' sha256). Cached records are reused; a record that lacks metrics is completed from its
     stored reconstruction, one that lacks edits from its stored latents when the inversion left the generator
     unchanged, and anything else is inverted again. Each record is saved as soon as its batch is done.
+    Units with a `frame` are put into their unaligned frame (`Inversion.with_transform` with the split's poses)
+    before scoring and editing; their records keep both reconstructions (`reconstruction`: unaligned,
+    `aligned_reconstruction`).
 
     Batches are fixed blocks of image indices (`block_of`: split and index // batch size), never "the next
     pending units": a run resumed after a crash recomputes whole blocks exactly as an uninterrupted run does,
@@ -155,7 +169,8 @@ def run_units(units: Sequence[WorkUnit], inverter: Inverter, evaluator: Evaluato
                    progress) as bar:
         for block in todo:
             tensors = {} if cache is None else {i: cache.load_tensors(units[i].key) for i in block}
-            if any(status[i] == "full" or tensors.get(i) is None for i in block):
+            if any(status[i] == "full" or (t := tensors.get(i)) is None
+                   or (units[i].frame is not None and "aligned_reconstruction" not in t) for i in block):
                 _invert_block(block, units, images, inverter, evaluator, cache, seed, cached, status, records,
                               embeddings)
             else:
@@ -186,9 +201,14 @@ def _invert_block(block: list[int], units: Sequence[WorkUnit], images: torch.Ten
     else:
         inv = inverter.refine(embedding, x, domain, progress=step_bars())
     inv.domain = inv.domain or domain
+    split, indices = units[block[0]].split, [units[i].index for i in block]
+    aligned = round_fp16(inv.reconstructions.float())
+    frame = _unit_frame(evaluator, units, block)
+    if frame is not None:  # the aligned crop's inversion rendered where the face was (stylegan3-editing's output)
+        inv = inv.with_transform(frame.pose(indices))
     recon = round_fp16(inv.reconstructions.float())
-    scores = evaluator.score(recon, x, list(evaluator.metrics))
-    edits = evaluator.edit(inv, recon, evaluator.edits_for(units[block[0]].split))
+    scores = evaluator.score_split(split, indices, recon, x, evaluator.metric_names(split), aligned_recon=aligned)
+    edits = evaluator.edit(inv, recon, evaluator.edits_for(split))
     renderable = inv.change is None and inv.noise is None
     for j, i in enumerate(block):
         if status[i] == "done":  # keep the finished record (and its measured time) as it was
@@ -200,6 +220,10 @@ def _invert_block(block: list[int], units: Sequence[WorkUnit], images: torch.Ten
                "latent_shape": list(inv.latents.shape[1:]), "scores": scores[j], "edits": edits[j],
                "created_at": _now()}
         tensors = {"reconstruction": recon[j].to(torch.float16), "latents": inv.latents[j].float()}
+        if frame is not None:
+            rec.update(frame="unaligned", pose=[float(v) for v in frame.poses[units[i].index]],
+                       target_sha256=image_sha256(frame.images[units[i].index]))
+            tensors["aligned_reconstruction"] = aligned[j].to(torch.float16)
         _save(cache, units[i], rec, tensors)
         records[i] = rec
 
@@ -210,17 +234,27 @@ def _patch_block(block: list[int], units: Sequence[WorkUnit], images: torch.Tens
     """Complete missing metrics / edits of a block from its stored reconstructions and latents (whole block)."""
     domain = evaluator.domain
     recs = [cached[i] for i in block]
+    split, indices = units[block[0]].split, [units[i].index for i in block]
     recon = torch.stack([tensors[i]["reconstruction"].float() for i in block])  # type: ignore[index]
+    frame = _unit_frame(evaluator, units, block)
+    aligned = (torch.stack([tensors[i]["aligned_reconstruction"].float() for i in block])  # type: ignore[index]
+               if frame is not None else recon)
     metrics = sorted({m for r, i in zip(recs, block) for m in evaluator.missing(r, units[i].split)[0]})
-    scores = evaluator.score(recon, images[block], metrics) if metrics else [{} for _ in block]
+    scores = (evaluator.score_split(split, indices, recon, images[block], metrics, aligned_recon=aligned)
+              if metrics else [{} for _ in block])
     targets: list[Any] = []
     for r, i in zip(recs, block):
         targets += [t for t in evaluator.missing(r, units[i].split)[1] if t not in targets]
     edits: list[dict[str, Any]] = [{} for _ in block]
     if targets:
         latents = torch.stack([tensors[i]["latents"].float() for i in block])  # type: ignore[index]
+        transform = None
+        if frame is not None:
+            from ..stylegan3.transforms import as_generator_transform
+
+            transform = as_generator_transform(frame.pose(indices), device=latents.device)
         inv = Inversion(latents, recon, torch.tensor([r["seconds"] for r in recs]), domain=domain,
-                        method=inverter.name)
+                        method=inverter.name, transform=transform)
         edits = evaluator.edit(inv, recon, targets)
     for j, i in enumerate(block):
         missing_m, missing_e = evaluator.missing(recs[j], units[i].split)
@@ -231,6 +265,20 @@ def _patch_block(block: list[int], units: Sequence[WorkUnit], images: torch.Tens
                    edits={**recs[j].get("edits", {}), **edits[j]}, updated_at=_now())
         _save(cache, units[i], rec, None)
         records[i] = rec
+
+
+def _unit_frame(evaluator: Evaluator, units: Sequence[WorkUnit], block: list[int]) -> Any:
+    """The unaligned frame (`evaluate.Frame`) of a block's split when its units carry one, else None. ZooError when
+    the units were planned in another frame than the domain now gives (poses or unaligned images changed)."""
+    if all(units[i].frame is None for i in block):
+        return None
+    u0 = units[block[0]]
+    frame = evaluator.frame(u0.split, 1 + max(units[i].index for i in block))
+    for i in block:
+        if frame is None or frame.key(units[i].index) != units[i].frame:
+            raise ZooError(f"the unaligned frame of {u0.domain}/{u0.split}[{units[i].index}] differs from the one "
+                           "the unit was planned with: the domain's poses or unaligned images changed")
+    return frame
 
 
 def _save(cache: ResultCache | None, unit: WorkUnit, rec: dict[str, Any], tensors: dict | None) -> None:

@@ -9,7 +9,9 @@ style_dim 64:
                               backbone=IRSEConfig(channels=(16, 32, 64, 128), units=(1, 1, 1, 1)))
 
 Images are [B, C, H, W] in [-1, 1]; codes are [B, n_styles, style_dim] (residuals / before latent_avg).
-`official.load_official(path)` loads the released `.pt` checkpoints.
+`official.load_official(path)` loads the released `.pt` checkpoints (StyleGAN2 decoders, and the stylegan3-editing
+ReStyle checkpoints with StyleGAN3 decoders). n_styles comes from the generator (`G.n_latent`: StyleGAN2
+2*log2(size) - 2, StyleGAN3 num_ws = 16); `generators.render_aligned` renders codes the way the encoders see them.
 """
 
 from .backbones import (
@@ -23,6 +25,7 @@ from .backbones import (
     load_pretrained_irse,
     load_pretrained_resnet34,
 )
+from .generators import generator_family, render_aligned
 from .hyperstyle import (
     DEFAULT_LAYERS_TO_TUNE,
     OFFICIAL_SHARED_LAYERS,
@@ -69,7 +72,8 @@ __all__ = [
     "ProgressiveBackboneEncoder", "ProgressiveStage", "ReStyleResult", "ReStyleStep", "RefinementBlock",
     "ResNetBackbone", "ResNetBackboneEncoder", "ResNetConfig", "ResNetGradualStyleEncoder",
     "ResNetProgressiveBackboneEncoder", "SEModule", "SharedWeightsHyperNetResNet", "SharedWeightsHypernet",
-    "WEncoder", "accumulate_deltas", "average_image", "expand_deltas", "hyperstyle_steps", "initial_inversion",
+    "WEncoder", "accumulate_deltas", "average_image", "expand_deltas", "generator_family", "hyperstyle_steps",
+    "initial_inversion", "render_aligned",
     "load_pretrained_irse", "load_pretrained_resnet34", "parameters_table", "parse_layers_to_tune", "pool_to",
     "restyle_steps", "run_hyperstyle", "run_restyle",
 ]

@@ -2,14 +2,21 @@
 
 Checkpoint = `{'state_dict': {'encoder.*' | 'hypernet.*', 'decoder.*'}, 'opts': dict, ['latent_avg'], ...}`.
 * read with `zoo.checkpoint_io.torch_load` (`torch.load(weights_only=True)`, torch's warnings silenced): plain
-  `opts` dicts of builtins load; other types (argparse.Namespace, pathlib.Path in StyleGAN3-editing checkpoints,
-  ...) and code (os.system, eval, ...) are never loaded nor run and raise a CheckpointError naming the file;
+  `opts` dicts of builtins load; pathlib paths (stylegan3-editing's `dataclasses.asdict(opts)` holds
+  `PosixPath` / `WindowsPath` objects) are read as plain strings by stand-ins that only join the path parts; other
+  types (argparse.Namespace, ...) and code (os.system, eval, ...) are never loaded nor run and raise a
+  CheckpointError naming the file;
 * keys saved from DataParallel (`module.` before or after the `encoder.`/`decoder.` prefix) are accepted and
   missing noise buffers of the decoder (not learned) regenerated (seeded), each with one note;
 * method from `opts['encoder_type']` (key layout as fallback), `opts` read as the official loaders do:
   pSp/ReStyle/HyperStyle size = `output_size` (absent -> 1024), e4e size = `stylegan_size`, n_styles =
   2*log2(size) - 2, `input_nc` (e4e and W-encoders: hard-coded 3), `learn_in_w` absent -> False,
   `start_from_latent_avg`, HyperStyle `layers_to_tune`;
+* StyleGAN3 decoders (stylegan3-editing `restyle_pSp_ffhq.pt` / `restyle_e4e_ffhq.pt`: `decoder.*` = NVlabs
+  StyleGAN3 keys, `latent_avg` [512]): the decoder is built by `zoo.stylegan3.checkpoints.build_generator`
+  (constructor arguments inferred from the key shapes), n_styles = its num_ws (16 for every official model,
+  `psp3.py` / `e4e3.py`), a missing `synthesis.input.transform` (the editing repo drops it) is the identity, and
+  ReStyle runs 3 iterations by default (`n_iters_per_batch` 3 of the editing repo's train and test options);
 * prefixes stripped with `k[len(name)+1:]` for keys starting with `name + '.'`;
 * encoder / hypernet and decoder loaded STRICTLY (HyperStyle: the duplicated shared-hypernet keys
   `refinement_blocks.{L}.hypernet.*` are required, as officially; missing duplicates are filled from their alias);
@@ -24,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import torch
@@ -34,6 +41,8 @@ from ..checkpoint_io import load_checked, note, strip_module_prefix, torch_load
 from ..errors import CheckpointError
 from ..stylegan2 import Generator, LayerSlot
 from ..stylegan2.checkpoints import infer_config
+from ..stylegan3.checkpoints import build_generator as build_stylegan3, is_stylegan3_state_dict
+from .generators import STYLEGAN2, STYLEGAN3, generator_family, render_aligned, z_dim
 from .hyperstyle import DEFAULT_LAYERS_TO_TUNE_STR, SharedWeightsHyperNetResNet, run_hyperstyle
 from .psp import (
     BackboneEncoderUsingLastLayerIntoW,
@@ -72,6 +81,8 @@ UNSUPPORTED_TYPES = {
 }
 DEFAULT_INPUT_NC = {"psp": 3, "e4e": 3, "w_encoder": 3, "restyle_psp": 6, "restyle_e4e": 6, "hyperstyle": 6}
 ITERATIVE = ("restyle_psp", "restyle_e4e", "hyperstyle")
+SG3_METHODS = ("psp", "e4e", "restyle_psp", "restyle_e4e")  # encoders that run on a StyleGAN3 decoder
+DEFAULT_N_ITERS = {STYLEGAN2: 5, STYLEGAN3: 3}  # ReStyle inference: restyle-encoder 5, stylegan3-editing 3
 
 
 def n_styles_for(size: int) -> int:
@@ -110,12 +121,14 @@ class OfficialModel:
     encoder: the encoder (pSp/e4e/ReStyle/W-encoder) or hypernetwork (HyperStyle); generator: the decoder;
     latent_avg [n_styles, 512]; opts: the checkpoint's opts dict; method: 'psp' | 'e4e' | 'restyle_psp' |
     'restyle_e4e' | 'hyperstyle' | 'w_encoder'. HyperStyle also needs `w_encoder` (loaded from a separate file).
+    StyleGAN3 decoders (stylegan3-editing): n_styles 16, latent_avg [16, 512] (the stored [512] repeated),
+    n_iters 3; images are rendered in the aligned frame (identity transform).
     """
 
     method: str
     encoder_type: str
     encoder: nn.Module
-    generator: Generator
+    generator: Any  # zoo.stylegan2.Generator or zoo.stylegan3.Generator (see generator_family)
     latent_avg: torch.Tensor
     opts: dict[str, Any]
     n_styles: int
@@ -128,6 +141,7 @@ class OfficialModel:
     detected_by: str = "opts"  # 'opts' (encoder_type) or 'keys'
     w_encoder: nn.Module | None = None
     notes: list[str] = field(default_factory=list)
+    generator_family: str = STYLEGAN2  # 'stylegan2' | 'stylegan3' (the decoder's)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Single-pass methods: images [B, 3, 256, 256] in [-1, 1] -> codes [B, n_styles, 512] (as the official
@@ -155,24 +169,43 @@ class OfficialModel:
                                 latent_avg=self.latent_avg)
             return hs.codes, hs.images[-1], hs.weights_deltas
         codes = self.encode(x)
-        image, _ = self.generator([codes], input_is_latent=True, randomize_noise=False)
-        return codes, image, None
+        return codes, render_aligned(self.generator, codes), None
 
 
 # --------------------------------------------------------------------------------------------- reading
-OPTS_FIX = ("e.g. opts saved as a Namespace or with pathlib paths, as in StyleGAN3-editing checkpoints: re-save it "
-            "with `opts` as a plain dict of str/int/float/bool/None")
+OPTS_FIX = ("e.g. opts saved as an argparse.Namespace: re-save it with `opts` as a plain dict of "
+            "str/int/float/bool/None")
+
+
+def _path_reader(flavour: type) -> Any:
+    def read_path(*parts: Any) -> str:
+        if not all(isinstance(p, str) for p in parts):
+            raise TypeError("a pickled path holds non-string parts")
+        return str(flavour(*parts))
+
+    return read_path
+
+
+_READ_POSIX, _READ_WINDOWS = _path_reader(PurePosixPath), _path_reader(PureWindowsPath)
+# pathlib classes as the weights-only unpickler sees them (python <= 3.12: `pathlib.X`, 3.13+: `pathlib._local.X`),
+# each read by a stand-in that only joins the pickled string parts into a str: nothing else is constructed or run
+PATH_AS_STRING: list[tuple[Any, str]] = [
+    (_READ_WINDOWS if "Windows" in name else _READ_POSIX, f"{module}.{name}")
+    for module in ("pathlib", "pathlib._local")
+    for name in ("PosixPath", "WindowsPath", "PurePosixPath", "PureWindowsPath", "Path", "PurePath")
+]
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """A `.pt` checkpoint dict read weights-only (nothing from the file is run).
 
-    Raises CheckpointError naming the file: not found, empty / HTML / truncated, pickled objects (opts as a
-    Namespace: re-save opts as a dict) or code (never loaded nor run), or not a dict.
+    pathlib paths in `opts` (stylegan3-editing) come back as strings. Raises CheckpointError naming the file: not
+    found, empty / HTML / truncated, pickled objects (opts as a Namespace: re-save opts as a dict) or code (never
+    loaded nor run), or not a dict.
     """
     path = Path(path)
     ckpt = torch_load(path, what="checkpoint", fix="download it again from its original source",
-                      objects_fix=OPTS_FIX)
+                      objects_fix=OPTS_FIX, allowed_globals=PATH_AS_STRING)
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"{path}: expected a dict checkpoint, got {type(ckpt).__name__}")
     return ckpt
@@ -282,11 +315,23 @@ def _prepare(sd: Mapping[str, torch.Tensor], device: torch.device, what: str = "
     return out
 
 
-def _build_decoder(sd: dict[str, torch.Tensor], size: int, device: torch.device, what: str) -> Generator:
+def _build_decoder(sd: dict[str, torch.Tensor], size: int, device: torch.device, what: str) -> Any:
+    """The checkpoint's decoder: a StyleGAN2 (rosinality keys) or a StyleGAN3 (NVlabs keys, stylegan3-editing)
+    generator, loaded strictly, in eval mode. Raises CheckpointError when absent, of another size than `size`
+    (the opts'), or incomplete."""
     if not sd:
         raise CheckpointError(f"{what}: state_dict has no 'decoder.*' keys (an encoder checkpoint holds its "
-                              "StyleGAN2 decoder); give the full pSp / e4e / ReStyle / HyperStyle checkpoint")
+                              "StyleGAN2 / StyleGAN3 decoder); give the full pSp / e4e / ReStyle / HyperStyle "
+                              "checkpoint")
     sd = strip_module_prefix(sd, what)  # `decoder.module.*`: only the decoder was wrapped in DataParallel
+    if is_stylegan3_state_dict(sd):
+        if "synthesis.input.transform" not in sd:  # stylegan3-editing drops it when loading: NVlabs' identity
+            sd = {**sd, "synthesis.input.transform": torch.eye(3, device=device)}
+        g3, _, _ = build_stylegan3(sd, None, f"{what} decoder", device)
+        if g3.img_resolution != size:
+            raise CheckpointError(f"{what}: opts say the generator is {size}x{size} but the StyleGAN3 decoder "
+                                  f"weights are {g3.img_resolution}x{g3.img_resolution}")
+        return g3.requires_grad_(False)
     cfg = infer_config(sd, f"{what} decoder")
     if cfg.size != size:
         raise CheckpointError(
@@ -299,12 +344,15 @@ def _build_decoder(sd: dict[str, torch.Tensor], size: int, device: torch.device,
 
 
 @torch.no_grad()
-def compute_latent_avg(generator: Generator, n: int = 10_000, seed: int = 0) -> torch.Tensor:
-    """Mean of `n` mapped z ~ N(0, I) (seeded) -> [style_dim] (the encoder repos use mean_latent(10000))."""
+def compute_latent_avg(generator: Any, n: int = 10_000, seed: int = 0) -> torch.Tensor:
+    """Mean of `n` mapped z ~ N(0, I) (seeded) -> [style_dim] (the encoder repos use mean_latent(10000));
+    a StyleGAN3 generator's tracked `mapping.w_avg` (what stylegan3-editing's coaches use when latent_avg is None)."""
+    if generator_family(generator) == STYLEGAN3:
+        return generator.mapping.w_avg.detach().clone()
     if generator.device.type == "meta":
         return torch.zeros(generator.style_dim, device="meta")
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    z = torch.randn(n, generator.style_dim, generator=gen).to(generator.device)
+    z = torch.randn(n, z_dim(generator), generator=gen).to(generator.device)
     return generator.style(z).mean(0)
 
 
@@ -353,7 +401,6 @@ def load_official(
     size = int(opts.get(size_key) or 1024)
     if size_key not in opts:
         notes.append(f"opts has no {size_key}: assumed 1024 (as the official inference scripts do)")
-    n_styles = n_styles_for(size)
     if method in ("e4e", "w_encoder"):
         input_nc = 3  # hard-coded in Encoder4Editing / WEncoder / SingleStyleCodeEncoder
     else:
@@ -363,6 +410,11 @@ def load_official(
 
     sd = _prepare(sd_all, device, what)
     generator = _build_decoder(strip_prefix(sd, "decoder"), size, device, what)
+    family = generator_family(generator)
+    if family == STYLEGAN3 and method not in SG3_METHODS:
+        raise CheckpointError(f"{what}: a {method} checkpoint with a StyleGAN3 decoder is not supported (StyleGAN3 "
+                              f"runs {', '.join(SG3_METHODS)})")
+    n_styles = generator.n_latent  # = 2*log2(size) - 2 for StyleGAN2 (size checked above); StyleGAN3: num_ws (16)
     prefix = "hypernet" if method == "hyperstyle" else "encoder"
     layers_to_tune = opts.get("layers_to_tune", DEFAULT_LAYERS_TO_TUNE_STR) if method == "hyperstyle" else None
     with torch.device("meta"):
@@ -371,7 +423,8 @@ def load_official(
     enc_sd = strip_module_prefix(strip_prefix(sd, prefix), what)  # `encoder.module.*`: only it was wrapped
     if method == "hyperstyle":
         enc_sd = _fill_aliases(encoder, enc_sd)
-    hint = f"opts: encoder_type={etype}, {size_key}={size} -> {n_styles} styles, input_nc={input_nc}"
+    hint = (f"opts: encoder_type={etype}, {size_key}={size} -> {n_styles} styles ({family} decoder), "
+            f"input_nc={input_nc}")
     load_strict(encoder, enc_sd, f"{what} {prefix}", hint)
     encoder.eval()
 
@@ -379,9 +432,10 @@ def load_official(
     computed = latent_avg is None
     if computed:
         latent_avg = compute_latent_avg(generator, n_mean_latent)
-        notes.append(f"checkpoint has no latent_avg: computed from {n_mean_latent} mapped samples (seed 0)")
-        note(f"{what}: no latent_avg in the checkpoint: computed as the mean of {n_mean_latent} mapped z samples "
-             "(seed 0)")
+        how = ("the decoder's mapping.w_avg" if family == STYLEGAN3
+               else f"the mean of {n_mean_latent} mapped z samples (seed 0)")
+        notes.append(f"checkpoint has no latent_avg: {how}")
+        note(f"{what}: no latent_avg in the checkpoint: using {how}")
     if not isinstance(latent_avg, torch.Tensor) or latent_avg.shape[-1] != generator.style_dim:
         raise CheckpointError(f"{what}: latent_avg must be a [n_styles, {generator.style_dim}] or "
                               f"[{generator.style_dim}] tensor")
@@ -393,12 +447,23 @@ def load_official(
     model = OfficialModel(
         method=method, encoder_type=etype, encoder=encoder, generator=generator, latent_avg=latent_avg, opts=opts,
         n_styles=n_styles, output_size=size, input_nc=input_nc, start_from_latent_avg=start_from_avg,
-        learn_in_w=learn_in_w, n_iters=5 if method in ITERATIVE else 1, latent_avg_computed=computed,
-        detected_by=detected_by, notes=notes,
+        learn_in_w=learn_in_w, n_iters=_default_n_iters(method, family, opts), latent_avg_computed=computed,
+        detected_by=detected_by, notes=notes, generator_family=family,
     )
     if method == "hyperstyle":
         _attach_w_encoder(model, w_encoder, device)
     return model
+
+
+def _default_n_iters(method: str, family: str, opts: Mapping[str, Any]) -> int:
+    """Inference iterations: 1 for single-pass methods; ReStyle / HyperStyle 5 (official inference scripts);
+    StyleGAN3 ReStyle the checkpoint's `n_iters_per_batch` (stylegan3-editing trains and tests with 3)."""
+    if method not in ITERATIVE:
+        return 1
+    if family == STYLEGAN3:
+        stored = opts.get("n_iters_per_batch")
+        return int(stored) if isinstance(stored, int) and stored >= 1 else DEFAULT_N_ITERS[STYLEGAN3]
+    return DEFAULT_N_ITERS[STYLEGAN2]
 
 
 def load_w_encoder(

@@ -33,6 +33,7 @@ from .backbones import (
     check_input,
     check_input_size,
 )
+from .generators import render_aligned
 from .psp import COARSE_IND, MIDDLE_IND, FPNStyleHead, ProgressiveStage
 
 Feedback = Callable[[torch.Tensor], torch.Tensor]
@@ -168,10 +169,10 @@ def latent_avg_wplus(latent_avg: torch.Tensor, n_styles: int) -> torch.Tensor:
 
 @torch.no_grad()
 def average_image(generator: Generator, latent_avg: torch.Tensor, feedback: Feedback) -> torch.Tensor:
-    """ReStyle's y_0: G(latent_avg) with randomize_noise=False, pooled to the encoder input -> [1, 3, h, w]."""
+    """ReStyle's y_0: G(latent_avg repeated n_latent times) with randomize_noise=False (StyleGAN3: the aligned
+    render, identity transform), pooled to the encoder input -> [1, 3, h, w]."""
     codes = latent_avg_wplus(latent_avg, generator.n_latent).unsqueeze(0)
-    image, _ = generator([codes], input_is_latent=True, randomize_noise=False)
-    return feedback(image).detach()
+    return feedback(render_aligned(generator, codes, randomize_noise=False)).detach()
 
 
 @dataclass
@@ -205,7 +206,9 @@ def restyle_steps(
     feedback: maps a generator output to the next encoder input (default: adaptive avg-pool to x's size; e.g. the
     cars domain crops then pools). detach=True cuts the graph between iterations like the official training loop
     (y_{t-1} and codes_{t-1} detached), so each step's loss can be back-propagated inside the loop.
-    randomize_noise: False at inference (official), True in official training.
+    randomize_noise: False at inference (official), True in official training (no effect on StyleGAN3).
+    generator: StyleGAN2 or StyleGAN3 (`zoo.encoders.generators`): the encoder always sees the aligned renders
+    (StyleGAN3: identity user transform, as stylegan3-editing's `run_on_batch`).
     """
     if n_iters < 1:
         raise ValueError(f"n_iters must be >= 1, got {n_iters}")
@@ -221,7 +224,7 @@ def restyle_steps(
             y_prev, codes_prev = y_prev.detach(), codes_prev.detach()
         residual = encoder(torch.cat([x, y_prev], dim=1))
         codes = residual + (lat if codes_prev is None else codes_prev)
-        image, _ = generator([codes], input_is_latent=True, randomize_noise=randomize_noise)
+        image = render_aligned(generator, codes, randomize_noise)
         y = fb(image)
         yield ReStyleStep(t, codes, image, y)
         y_prev, codes_prev = y, codes

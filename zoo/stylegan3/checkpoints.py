@@ -155,7 +155,8 @@ def build_generator(sd: dict[str, torch.Tensor], init_kwargs: dict | None = None
     """Construct a Generator for `sd` (from `init_kwargs`, else inferred) and load it strictly, float32.
 
     The filters are the stored buffers (no redesign). A `module.` prefix is stripped (one note); a batched
-    `synthesis.input.transform` is returned apart and replaced by the identity (one note). Returns (generator in
+    `synthesis.input.transform` is returned apart and replaced by the identity (one note); a missing one is the
+    identity (stylegan3-editing drops it). Returns (generator in
     eval mode, the init kwargs used, batched transform or None). Raises CheckpointError naming `source`.
     """
     sd = strip_module_prefix(dict(sd), source)
@@ -164,7 +165,9 @@ def build_generator(sd: dict[str, torch.Tensor], init_kwargs: dict | None = None
                               "'synthesis.L<i>_<size>_<ch>.*' keys)")
     batched = None
     tr = sd.get("synthesis.input.transform")
-    if isinstance(tr, torch.Tensor) and tr.ndim == 3:
+    if tr is None:  # a non-learned buffer stylegan3-editing drops when it loads its decoder: NVlabs' identity
+        sd["synthesis.input.transform"] = torch.eye(3)
+    elif isinstance(tr, torch.Tensor) and tr.ndim == 3:
         batched = tr.float().clone()
         sd["synthesis.input.transform"] = torch.eye(3)
         note(f"{source}: synthesis.input.transform holds {tr.shape[0]} per-sample matrices (written by "
@@ -247,7 +250,9 @@ def is_stylegan3_file(path: str | Path) -> bool:
             except CheckpointError as exc:
                 raise CheckpointError(f"{path}: {exc}") from None
         return is_stylegan3_state_dict(sd)
-    obj = torch_load(path, what="generator file", allowed_globals=[argparse.Namespace])
+    from ..encoders.official import PATH_AS_STRING  # stylegan3-editing opts hold pathlib paths (read as str)
+
+    obj = torch_load(path, what="generator file", allowed_globals=[argparse.Namespace, *PATH_AS_STRING])
     if isinstance(obj, dict) and obj.get("format") == ZOO_FORMAT:
         return True
     for key in ("G_ema", "state_dict"):

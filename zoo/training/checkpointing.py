@@ -132,3 +132,37 @@ def compact_training_state(src: str | Path, dst: str | Path) -> int:
         st[key] = {"state": shrink(st[key]["state"]), "param_groups": st[key]["param_groups"]}
     save_atomic(st, dst)
     return Path(dst).stat().st_size
+
+
+class StopRequest:
+    """Ctrl-C / SIGTERM turned into a flag checked between training steps, so a stopped run saves a consistent
+    state (end of the last finished step) instead of dying mid-step; a second Ctrl-C interrupts at once.
+
+    Use as a context manager in the main thread (elsewhere it only watches nothing: signals go to the main thread);
+    `requested` is True once a signal arrived. Previous handlers are restored on exit.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # second signal: the old behaviour
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> StopRequest:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()

@@ -26,6 +26,7 @@ from ..stylegan2.discriminator import Discriminator
 from .checkpointing import (
     RESTART_HINT,
     ResumeMismatchError,
+    StopRequest,
     load_training_state,
     restoring,
     rng_state,
@@ -181,60 +182,61 @@ def train_gan(
     t_last = time.time()
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train generator", unit="step", dynamic_ncols=True)
     stats: dict[str, float] = {}
-    while step < cfg.max_steps:
-        idx = torch.randint(0, data.shape[0], (cfg.batch,))
-        real = data[idx].to(dev).float().div_(127.5).sub_(1.0)
+    with StopRequest() as stop:  # Ctrl-C / SIGTERM: finish the step, save, return
+        while step < cfg.max_steps:
+            idx = torch.randint(0, data.shape[0], (cfg.batch,))
+            real = data[idx].to(dev).float().div_(127.5).sub_(1.0)
 
-        # --- discriminator
-        _requires_grad(g, False); _requires_grad(d, True)
-        fake, _ = g(_mixing_noise(cfg.batch, cfg.style_dim, cfg.mixing, dev))
-        d_loss = F.softplus(d(fake)).mean() + F.softplus(-d(real)).mean()
-        d_optim.zero_grad(set_to_none=True)
-        d_loss.backward()
-        d_optim.step()
-        if step % cfg.d_reg_every == 0:
-            real.requires_grad_(True)
-            real_pred = d(real)
-            (grad,) = autograd.grad(real_pred.sum(), real, create_graph=True)
-            r1_pen = grad.pow(2).reshape(grad.shape[0], -1).sum(1).mean()
+            # --- discriminator
+            _requires_grad(g, False); _requires_grad(d, True)
+            fake, _ = g(_mixing_noise(cfg.batch, cfg.style_dim, cfg.mixing, dev))
+            d_loss = F.softplus(d(fake)).mean() + F.softplus(-d(real)).mean()
             d_optim.zero_grad(set_to_none=True)
-            (r1 / 2 * r1_pen * cfg.d_reg_every).backward()
+            d_loss.backward()
             d_optim.step()
-            stats["r1"] = r1_pen.item()
+            if step % cfg.d_reg_every == 0:
+                real.requires_grad_(True)
+                real_pred = d(real)
+                (grad,) = autograd.grad(real_pred.sum(), real, create_graph=True)
+                r1_pen = grad.pow(2).reshape(grad.shape[0], -1).sum(1).mean()
+                d_optim.zero_grad(set_to_none=True)
+                (r1 / 2 * r1_pen * cfg.d_reg_every).backward()
+                d_optim.step()
+                stats["r1"] = r1_pen.item()
 
-        # --- generator
-        _requires_grad(g, True); _requires_grad(d, False)
-        for k, p in g.named_parameters():
-            if frozen and k.startswith(tuple(frozen)):
-                p.requires_grad_(False)
-        fake, _ = g(_mixing_noise(cfg.batch, cfg.style_dim, cfg.mixing, dev))
-        g_loss = F.softplus(-d(fake)).mean()
-        g_optim.zero_grad(set_to_none=True)
-        g_loss.backward()
-        g_optim.step()
+            # --- generator
+            _requires_grad(g, True); _requires_grad(d, False)
+            for k, p in g.named_parameters():
+                if frozen and k.startswith(tuple(frozen)):
+                    p.requires_grad_(False)
+            fake, _ = g(_mixing_noise(cfg.batch, cfg.style_dim, cfg.mixing, dev))
+            g_loss = F.softplus(-d(fake)).mean()
+            g_optim.zero_grad(set_to_none=True)
+            g_loss.backward()
+            g_optim.step()
 
-        # --- EMA with ramp-up (StyleGAN2-ADA)
-        nimg = (step + 1) * cfg.batch
-        ema_nimg = min(ema_nimg_full, nimg * cfg.ema_rampup) if cfg.ema_rampup else ema_nimg_full
-        _accumulate(g_ema, g, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
+            # --- EMA with ramp-up (StyleGAN2-ADA)
+            nimg = (step + 1) * cfg.batch
+            ema_nimg = min(ema_nimg_full, nimg * cfg.ema_rampup) if cfg.ema_rampup else ema_nimg_full
+            _accumulate(g_ema, g, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
 
-        step += 1
-        now = time.time()
-        wall += now - t_last
-        t_last = now
-        stats.update(d=d_loss.item(), g=g_loss.item())
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()})
-        if step % 50 == 0:
-            log.append({"step": step, "wall": round(wall, 1), **{k: round(v, 4) for k, v in stats.items()}})
-        if step % cfg.sample_every == 0 or step == cfg.max_steps:
-            with torch.no_grad():
-                sample, _ = g_ema([sample_z], randomize_noise=False)
-            save_grid(sample, run_dir / "samples" / f"{step:06d}.png")
-        out_of_time = max_minutes is not None and (now - t_call) > max_minutes * 60
-        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
-            save_state()
-        if out_of_time:
-            break
+            step += 1
+            now = time.time()
+            wall += now - t_last
+            t_last = now
+            stats.update(d=d_loss.item(), g=g_loss.item())
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()})
+            if step % 50 == 0:
+                log.append({"step": step, "wall": round(wall, 1), **{k: round(v, 4) for k, v in stats.items()}})
+            if step % cfg.sample_every == 0 or step == cfg.max_steps:
+                with torch.no_grad():
+                    sample, _ = g_ema([sample_z], randomize_noise=False)
+                save_grid(sample, run_dir / "samples" / f"{step:06d}.png")
+            out_of_time = (max_minutes is not None and (now - t_call) > max_minutes * 60) or stop.requested
+            if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
+                save_state()
+            if out_of_time:
+                break
     bar.close()
     return {"step": step, "wall_seconds": wall, "finished": step >= cfg.max_steps, "log_tail": log[-3:]}

@@ -31,6 +31,7 @@ from ..stylegan3 import Generator
 from .checkpointing import (
     RESTART_HINT,
     ResumeMismatchError,
+    StopRequest,
     load_training_state,
     restoring,
     rng_state,
@@ -168,56 +169,57 @@ def train_gan3(images: np.ndarray, run_dir: str | Path, cfg: Gan3Config, *, devi
     t_call = t_last = time.time()
     start_step = step
     stats: dict[str, float] = {}
-    while step < cfg.max_steps:
-        idx = torch.randint(0, data.shape[0], (cfg.batch,))
-        real = data[idx].to(dev).float().div_(127.5).sub_(1.0)
+    with StopRequest() as stop:  # Ctrl-C / SIGTERM: finish the step, save, return
+        while step < cfg.max_steps:
+            idx = torch.randint(0, data.shape[0], (cfg.batch,))
+            real = data[idx].to(dev).float().div_(127.5).sub_(1.0)
 
-        # --- discriminator (fakes with update_emas=True, as NVlabs' Dmain phase)
-        _requires_grad(g, False); _requires_grad(d, True)
-        with torch.no_grad():
-            fake = generate(g, cfg.batch, dev, update_emas=True)
-        d_loss = F.softplus(d(fake)).mean() + F.softplus(-d(real)).mean()
-        d_optim.zero_grad(set_to_none=True)
-        d_loss.backward()
-        d_optim.step()
-        if step % cfg.d_reg_every == 0:
-            real.requires_grad_(True)
-            (grad,) = autograd.grad(d(real).sum(), real, create_graph=True)
-            r1_pen = grad.pow(2).reshape(grad.shape[0], -1).sum(1).mean()
-            d_optim.zero_grad(set_to_none=True)
-            (cfg.r1 / 2 * r1_pen * cfg.d_reg_every).backward()
-            d_optim.step()
-            stats["r1"] = r1_pen.item()
-
-        # --- generator
-        _requires_grad(g, True); _requires_grad(d, False)
-        g_loss = F.softplus(-d(generate(g, cfg.batch, dev, update_emas=False))).mean()
-        g_optim.zero_grad(set_to_none=True)
-        g_loss.backward()
-        g_optim.step()
-
-        # --- EMA with ramp-up (parameters averaged, buffers copied)
-        nimg = (step + 1) * cfg.batch
-        ema_nimg = min(ema_nimg_full, nimg * cfg.ema_rampup) if cfg.ema_rampup else ema_nimg_full
-        accumulate3(g_ema, g, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
-
-        step += 1
-        now = time.time()
-        wall += now - t_last
-        if on_step is not None:
-            on_step(step, now - t_last)
-        t_last = now
-        stats.update(d=d_loss.item(), g=g_loss.item())
-        if step % 50 == 0:
-            log.append({"step": step, "wall": round(wall, 1), **{k: round(v, 4) for k, v in stats.items()}})
-        if step % cfg.sample_every == 0 or step == cfg.max_steps:
+            # --- discriminator (fakes with update_emas=True, as NVlabs' Dmain phase)
+            _requires_grad(g, False); _requires_grad(d, True)
             with torch.no_grad():
-                save_grid(g_ema.synthesis(g_ema.mapping(sample_z, None)), run_dir / "samples" / f"{step:06d}.png")
-        out_of_time = max_minutes is not None and (now - t_call) > max_minutes * 60
-        if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
-            save_state()
-        if out_of_time:
-            break
+                fake = generate(g, cfg.batch, dev, update_emas=True)
+            d_loss = F.softplus(d(fake)).mean() + F.softplus(-d(real)).mean()
+            d_optim.zero_grad(set_to_none=True)
+            d_loss.backward()
+            d_optim.step()
+            if step % cfg.d_reg_every == 0:
+                real.requires_grad_(True)
+                (grad,) = autograd.grad(d(real).sum(), real, create_graph=True)
+                r1_pen = grad.pow(2).reshape(grad.shape[0], -1).sum(1).mean()
+                d_optim.zero_grad(set_to_none=True)
+                (cfg.r1 / 2 * r1_pen * cfg.d_reg_every).backward()
+                d_optim.step()
+                stats["r1"] = r1_pen.item()
+
+            # --- generator
+            _requires_grad(g, True); _requires_grad(d, False)
+            g_loss = F.softplus(-d(generate(g, cfg.batch, dev, update_emas=False))).mean()
+            g_optim.zero_grad(set_to_none=True)
+            g_loss.backward()
+            g_optim.step()
+
+            # --- EMA with ramp-up (parameters averaged, buffers copied)
+            nimg = (step + 1) * cfg.batch
+            ema_nimg = min(ema_nimg_full, nimg * cfg.ema_rampup) if cfg.ema_rampup else ema_nimg_full
+            accumulate3(g_ema, g, 0.5 ** (cfg.batch / max(ema_nimg, 1e-8)))
+
+            step += 1
+            now = time.time()
+            wall += now - t_last
+            if on_step is not None:
+                on_step(step, now - t_last)
+            t_last = now
+            stats.update(d=d_loss.item(), g=g_loss.item())
+            if step % 50 == 0:
+                log.append({"step": step, "wall": round(wall, 1), **{k: round(v, 4) for k, v in stats.items()}})
+            if step % cfg.sample_every == 0 or step == cfg.max_steps:
+                with torch.no_grad():
+                    save_grid(g_ema.synthesis(g_ema.mapping(sample_z, None)), run_dir / "samples" / f"{step:06d}.png")
+            out_of_time = (max_minutes is not None and (now - t_call) > max_minutes * 60) or stop.requested
+            if step % cfg.checkpoint_every == 0 or step == cfg.max_steps or out_of_time:
+                save_state()
+            if out_of_time:
+                break
     done = step - start_step
     return {"step": step, "wall_seconds": wall, "finished": step >= cfg.max_steps,
             "seconds_per_step": (time.time() - t_call) / done if done else None, "log_tail": log[-3:]}

@@ -74,6 +74,16 @@ def load_domain_generator(path: Path, device: str | torch.device = "cpu") -> tup
     if not decoder:
         raise CheckpointError(f"{path}: this checkpoint has no 'decoder.*' weights (a W-encoder?); point "
                               "[generator] at the generator file or at a pSp/e4e/ReStyle/HyperStyle checkpoint")
+    from ..stylegan3.checkpoints import is_stylegan3_state_dict
+
+    if is_stylegan3_state_dict(decoder):  # a stylegan3-editing ReStyle checkpoint: its SG3 decoder
+        from ..stylegan3.checkpoints import LoadedGenerator as Loaded3
+        from ..stylegan3.checkpoints import build_generator as build_stylegan3
+
+        g3, kwargs, batched = build_stylegan3(decoder, source=f"{path} (decoder)", device=device)
+        g3.requires_grad_(False)
+        return Loaded3(g3, g3.mapping.w_avg.detach().clone(), "encoder-decoder", kwargs, batched), \
+            "stylegan3 (encoder-decoder)"  # type: ignore[return-value]
     g = build_generator(decoder, source=f"{path} (decoder)").to(device)
     g.requires_grad_(False)
     avg = ckpt.get("latent_avg")
